@@ -1,0 +1,408 @@
+"""DreamerAgent: world model + actor-critic trained in imagination (paper Fig. 1, Methods).
+
+One update (`train_step`):
+  1. World model on a replayed batch (B, T):  L = L_pred + b_dyn L_dyn + b_rep L_rep  (Eq. 5).
+  2. From all B*T posterior states (detached), dream H steps with the actor (world model frozen).
+  3. Lambda-returns R_t (Eq. 7) from predicted rewards, continues and critic values.
+  4. Actor: -sg((R_t - v_t) / S) log pi(a_t|s_t) - eta H[pi]  (REINFORCE, Eq. 11), or
+     -(R_t - sg(v_t)) / S - eta H[pi] with R backpropagated through the dynamics.
+  5. Critic: twohot CE toward sg(R_t) plus CE toward the slow critic's prediction (Eq. 10);
+     then the slow critic moves 2% toward the critic.
+Every imagined step is weighted by the product of predicted continues up to it.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .config import DreamerConfig, WorldModelConfig, config_diff, config_to_dict
+from .networks import Actor, ContinueHead, Critic, Decoder, Encoder, RewardHead
+from .rssm import RSSM, State, imagine_rollout
+from .utils import (
+    PercentileNormalizer,
+    TwohotEncoder,
+    binary_cross_entropy_logits,
+    kl_terms,
+    lambda_returns,
+    symlog,
+)
+
+CHECKPOINT_FORMAT = "dreamer-agent-v1"
+
+
+class WorldModel(nn.Module):
+    """Encoder, RSSM, decoder, reward and continue heads with their losses."""
+
+    def __init__(self, obs_dim: int, action_dim: int, config: WorldModelConfig):
+        super().__init__()
+        c = config
+        self.config = c
+        self.encoder = Encoder(obs_dim, c.units, c.layers)
+        self.rssm = RSSM(c.rssm, action_dim, self.encoder.out_dim)
+        feat = self.rssm.feat_dim
+        self.decoder = Decoder(feat, obs_dim, c.units, c.layers)
+        self.reward_head = RewardHead(feat, c.units, c.layers, c.num_bins)
+        self.continue_head = ContinueHead(feat, c.units, c.layers)
+        self.twohot = TwohotEncoder(c.num_bins)
+        # Loss scales keyed exactly like the losses (asserted in `loss`).
+        self.scales = {
+            "dec": c.dec_scale,
+            "rew": c.rew_scale,
+            "con": c.con_scale,
+            "dyn": c.kl.dyn_weight,
+            "rep": c.kl.rep_weight,
+        }
+
+    def loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor], State, Tensor]:
+        """World-model loss on a (B, T) batch -> (total, per-term means, posteriors, KL)."""
+        obs = batch["obs"]  # (B, T, O)
+        embed = self.encoder(obs)  # (B, T, E), all steps at once
+        states, post, prior = self.rssm.observe(embed, batch["prev_action"], batch["is_first"])
+        feat = states.feat  # (B, T, D + G*K)
+        losses = {}
+        # L_dec = ||x^_t - symlog(x_t)||^2
+        losses["dec"] = (self.decoder(feat).float() - symlog(obs)).square().sum(-1)
+        # L_rew = twohot CE on symlog(r_t)
+        losses["rew"] = self.twohot.loss(self.reward_head(feat), batch["reward"])
+        # L_con = BCE toward c_t = 1 - terminated_t
+        losses["con"] = binary_cross_entropy_logits(
+            self.continue_head(feat), 1.0 - batch["is_terminal"]
+        )
+        # L_dyn = max(1, KL[sg(q) || p]),  L_rep = max(1, KL[q || sg(p)])
+        losses["dyn"], losses["rep"] = kl_terms(post, prior, self.config.kl.free_bits)
+        assert losses.keys() == self.scales.keys(), "every loss needs a scale"
+        means = {key: value.mean() for key, value in losses.items()}
+        total = sum(self.scales[key] * value for key, value in means.items())
+        with torch.no_grad():
+            kl = (post.exp() * (post - prior)).sum((-2, -1)).mean()
+        return total, means, states, kl
+
+
+def _space_info(observation_space: Any, action_space: Any) -> dict:
+    """Validate gymnasium spaces -> sizes; unsupported spaces get a one-line error."""
+    from gymnasium import spaces
+
+    if not isinstance(observation_space, spaces.Box):
+        raise ValueError(
+            f"unsupported observation space {type(observation_space).__name__}: "
+            "dreamer supports flat Box (vector) observations"
+        )
+    if len(observation_space.shape) != 1:
+        raise ValueError(
+            f"unsupported observation shape {observation_space.shape}: dreamer supports "
+            "vector observations (1-D Box); images are not supported yet"
+        )
+    if isinstance(action_space, spaces.Discrete):
+        return {
+            "obs_dim": int(observation_space.shape[0]),
+            "action_dim": int(action_space.n),
+            "discrete": True,
+            "low": None,
+            "high": None,
+        }
+    if isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
+        low, high = action_space.low.astype(np.float64), action_space.high.astype(np.float64)
+        if not (np.isfinite(low).all() and np.isfinite(high).all()):
+            raise ValueError("unsupported Box action space with infinite bounds")
+        return {
+            "obs_dim": int(observation_space.shape[0]),
+            "action_dim": int(action_space.shape[0]),
+            "discrete": False,
+            "low": low.tolist(),
+            "high": high.tolist(),
+        }
+    raise ValueError(
+        f"unsupported action space {type(action_space).__name__}: "
+        "dreamer supports Discrete and 1-D Box actions"
+    )
+
+
+class DreamerAgent(nn.Module):
+    """World model + actor + critic (+ slow critic, return normaliser) and their optimisers."""
+
+    def __init__(
+        self,
+        observation_space: Any,
+        action_space: Any,
+        config: DreamerConfig | None = None,
+        device: str | torch.device = "cpu",
+    ):
+        super().__init__()
+        self.config = config = config or DreamerConfig()
+        self.spaces = _space_info(observation_space, action_space)
+        self.discrete = self.spaces["discrete"]
+        obs_dim, action_dim = self.spaces["obs_dim"], self.spaces["action_dim"]
+        ac = config.actor_critic
+        self.world_model = WorldModel(obs_dim, action_dim, config.world_model)
+        feat = self.world_model.rssm.feat_dim
+        self.actor = Actor(
+            feat, action_dim, self.discrete, ac.units, ac.layers, ac.unimix, ac.min_std, ac.max_std
+        )
+        self.critic = Critic(feat, ac.units, ac.layers, ac.num_bins)
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.retnorm = PercentileNormalizer(ac.retnorm_decay, ac.retnorm_low, ac.retnorm_high)
+        self.value_twohot = TwohotEncoder(ac.num_bins)
+        if ac.actor_grad not in ("auto", "reinforce", "dynamics"):
+            raise ValueError(f"actor_grad must be auto, reinforce or dynamics, not {ac.actor_grad}")
+        auto = "reinforce" if self.discrete else "dynamics"
+        self.actor_grad = auto if ac.actor_grad == "auto" else ac.actor_grad
+        if config.train.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, not {config.train.precision}")
+        self.device = torch.device(device)
+        self.to(self.device)
+        action_low = self.spaces["low"] or [-1.0] * action_dim
+        action_high = self.spaces["high"] or [1.0] * action_dim
+        self.register_buffer("action_low", torch.tensor(action_low, device=self.device))
+        self.register_buffer("action_high", torch.tensor(action_high, device=self.device))
+        wm = config.world_model
+        self.wm_opt = self._adam(self.world_model.parameters(), wm.lr, wm.eps)
+        self.actor_opt = self._adam(self.actor.parameters(), ac.actor_lr, ac.eps)
+        self.critic_opt = self._adam(self.critic.parameters(), ac.critic_lr, ac.eps)
+        self.updates = 0
+        self.skipped_updates = 0  # updates whose loss or gradient was not finite
+        self._act_state: tuple[State, Tensor] | None = None
+
+    def _adam(self, params: Any, lr: float, eps: float) -> torch.optim.Adam:
+        # foreach: one kernel per op over all tensors instead of a Python loop per parameter.
+        return torch.optim.Adam(params, lr=lr, eps=eps, foreach=True)
+
+    # -- acting ---------------------------------------------------------------------------------
+
+    def initial_state(self, batch_size: int = 1) -> tuple[State, Tensor]:
+        """Recurrent acting state: (model state, previous action)."""
+        latent = self.world_model.rssm.initial_state(batch_size)
+        return latent, torch.zeros(batch_size, self.spaces["action_dim"], device=self.device)
+
+    @torch.no_grad()
+    def policy(
+        self,
+        obs: Any,
+        state: tuple[State, Tensor] | None,
+        is_first: Any,
+        explore: bool = True,
+    ) -> tuple[Tensor, tuple[State, Tensor]]:
+        """action, state = policy(obs, state, is_first): one filtering step, then pi(a|s).
+
+        obs (N, O), is_first (N,). The RSSM step at time t consumes a_{t-1} from `state`,
+        exactly as in training. Returns the model action (one-hot or in [-1, 1]) and the new
+        state; use `to_env_action` for the environment.
+        """
+        obs = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
+        obs = obs.reshape(-1, self.spaces["obs_dim"])
+        is_first = torch.as_tensor(np.asarray(is_first), device=self.device).reshape(-1)
+        if state is None:
+            state = self.initial_state(obs.shape[0])
+            is_first = torch.ones_like(is_first, dtype=torch.bool)
+        latent, prev_action = state
+        wm = self.world_model
+        latent, _, _ = wm.rssm.obs_step(latent, prev_action, wm.encoder(obs), is_first)
+        dist = self.actor(latent.feat)
+        action = dist.sample() if explore else dist.mode()
+        return action, (latent, action)
+
+    def to_env_action(self, action: Tensor) -> np.ndarray:
+        """Model action (N, A) -> environment actions: an index, or rescaled to the bounds."""
+        if self.discrete:
+            return action.argmax(-1).cpu().numpy()
+        action = action.clamp(-1.0, 1.0)
+        scaled = self.action_low + (action + 1.0) / 2.0 * (self.action_high - self.action_low)
+        return scaled.cpu().numpy()
+
+    def act(self, obs: Any, is_first: bool, explore: bool = True) -> Any:
+        """Single-env convenience: keeps the recurrent state, resets when is_first."""
+        state = None if is_first else self._act_state
+        action, self._act_state = self.policy(obs, state, [is_first], explore)
+        env_action = self.to_env_action(action)[0]
+        return int(env_action) if self.discrete else env_action
+
+    # -- training -------------------------------------------------------------------------------
+
+    def _autocast(self) -> Any:
+        enabled = self.config.train.precision == "bf16"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def _step(self, optimizer: torch.optim.Optimizer, loss: Tensor, clip: float) -> Tensor:
+        """Backprop, clip the global grad norm, and apply only if loss and norm are finite."""
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        norm = torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
+        if torch.isfinite(norm) and torch.isfinite(loss):
+            optimizer.step()
+        else:
+            self.skipped_updates += 1
+            optimizer.zero_grad(set_to_none=True)
+        return norm
+
+    def batch_to_torch(self, batch: dict[str, np.ndarray]) -> dict[str, Tensor]:
+        return {
+            key: torch.as_tensor(value, device=self.device).float() for key, value in batch.items()
+        }
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        """One update of world model, actor and critic on a (B, T) replay batch -> metrics."""
+        if isinstance(next(iter(batch.values())), np.ndarray):
+            batch = self.batch_to_torch(batch)
+        metrics: dict[str, Tensor] = {}
+        with self._autocast():
+            wm_loss, wm_losses, posts, kl = self.world_model.loss(batch)
+        metrics["grad_norm/world_model"] = self._step(
+            self.wm_opt, wm_loss, self.config.world_model.grad_clip
+        )
+        metrics.update({f"loss/{key}": value.detach() for key, value in wm_losses.items()})
+        metrics["kl"] = kl
+        start = posts.detach().flatten()  # (B*T, ...): every posterior state starts a dream
+        start_cont = 1.0 - batch["is_terminal"].flatten()  # a terminal start carries no weight
+        metrics.update(self._train_actor_critic(start, start_cont))
+        self.updates += 1
+        keys = list(metrics)
+        values = torch.stack([metrics[k].detach().float() for k in keys]).tolist()  # one sync
+        return dict(zip(keys, values, strict=True))
+
+    def _imagine(self, start: State) -> Any:
+        """Dream H steps; REINFORCE needs no graph through the dynamics."""
+        wm, horizon = self.world_model, self.config.actor_critic.horizon
+
+        def policy(feat: Tensor) -> Tensor:
+            return self.actor(feat).sample()
+
+        if self.actor_grad == "reinforce":
+            with torch.no_grad():
+                return imagine_rollout(
+                    wm.rssm, start, policy, horizon, wm.reward_head, wm.continue_head
+                )
+        return imagine_rollout(wm.rssm, start, policy, horizon, wm.reward_head, wm.continue_head)
+
+    def _train_actor_critic(self, start: State, start_cont: Tensor) -> dict[str, Tensor]:
+        ac = self.config.actor_critic
+        reinforce = self.actor_grad == "reinforce"
+        wm = self.world_model
+        # The actor-critic losses never update the world model (or the critic, for the actor).
+        wm.requires_grad_(False)
+        self.critic.requires_grad_(False)
+        try:
+            with self._autocast():
+                traj = self._imagine(start)
+                feats = traj.feats  # (H + 1, N, F)
+                rewards = wm.twohot.decode_logits(traj.reward_logits)  # (H, N): r_1..r_H
+                cont = torch.sigmoid(traj.cont_logits.float())  # (H, N): c_1..c_H
+                values = self.value_twohot.decode_logits(self.critic(feats))  # (H + 1, N)
+                returns = lambda_returns(rewards, values, cont, ac.gamma, ac.lam)  # (H, N)
+                # w_t = c_0 * c_1 * ... * c_t: a state after a predicted episode end weighs 0.
+                weight = torch.cumprod(torch.cat([start_cont[None], cont[:-1]]), 0).detach()
+                self.retnorm.update(returns)
+                scale = self.retnorm.scale
+                adv = (returns - values[:-1].detach()) / scale  # (H, N)
+                dist = self.actor(feats[:-1].detach())
+                entropy = dist.entropy()  # (H, N)
+                if reinforce:
+                    # -sg(adv) * log pi(a_t | s_t)
+                    objective = adv.detach() * dist.log_prob(traj.actions.detach())
+                else:
+                    # dynamics backprop: the return itself carries the gradient
+                    objective = adv
+                actor_loss = -(weight * (objective + ac.entropy * entropy)).mean()
+        finally:
+            wm.requires_grad_(True)
+            self.critic.requires_grad_(True)
+        actor_norm = self._step(self.actor_opt, actor_loss, ac.grad_clip)
+
+        with self._autocast():
+            feats_sg = feats[:-1].detach()
+            logits = self.critic(feats_sg)  # (H, N, bins)
+            with torch.no_grad():
+                slow = self.value_twohot.decode_logits(self.slow_critic(feats_sg))
+            target = returns.detach()
+            # CE toward sg(R_t) + CE toward the slow critic's value (regulariser)
+            critic_loss = self.value_twohot.loss(logits, target)
+            critic_loss = critic_loss + ac.slow_critic_reg * self.value_twohot.loss(logits, slow)
+            critic_loss = (weight * critic_loss).mean()
+        critic_norm = self._step(self.critic_opt, critic_loss, ac.grad_clip)
+        self._update_slow_critic(ac.slow_critic_rate)
+        return {
+            "loss/actor": actor_loss.detach(),
+            "loss/critic": critic_loss.detach(),
+            "actor/entropy": entropy.mean().detach(),
+            "actor/return": returns.mean().detach(),
+            "actor/value": values.mean().detach(),
+            "actor/imag_reward": rewards.mean().detach(),
+            "actor/imag_cont": cont.mean().detach(),
+            "actor/return_scale": scale.detach(),
+            "grad_norm/actor": actor_norm,
+            "grad_norm/critic": critic_norm,
+        }
+
+    @torch.no_grad()
+    def _update_slow_critic(self, rate: float) -> None:
+        """slow <- (1 - rate) * slow + rate * critic."""
+        slow, fast = list(self.slow_critic.parameters()), list(self.critic.parameters())
+        torch._foreach_lerp_(slow, fast, rate)
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def checkpoint_state(self) -> dict:
+        """Everything of the agent as plain state_dicts (no pickled modules)."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": config_to_dict(self.config),
+            "spaces": self.spaces,
+            "model": self.state_dict(),
+            "wm_opt": self.wm_opt.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "updates": self.updates,
+            "skipped_updates": self.skipped_updates,
+        }
+
+    def load_checkpoint_state(self, state: dict, strict_config: bool = True) -> None:
+        """Restore from `checkpoint_state`; a different config or env fails with the diffs."""
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError("not a dreamer agent checkpoint")
+        if state["spaces"] != self.spaces:
+            raise ValueError(
+                f"checkpoint is for other spaces ({state['spaces']}), not {self.spaces}"
+            )
+        diffs = config_diff(state["config"], config_to_dict(self.config))
+        if strict_config and diffs:
+            raise ValueError("checkpoint config differs: " + "; ".join(diffs))
+        self.load_state_dict(state["model"])
+        self.wm_opt.load_state_dict(state["wm_opt"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.updates = state["updates"]
+        self.skipped_updates = state["skipped_updates"]
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Atomic save: write a temp file, then rename over `path`."""
+        atomic_torch_save(self.checkpoint_state(), path)
+
+    def load(self, path: str | os.PathLike) -> None:
+        self.load_checkpoint_state(load_checkpoint_file(path))
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save to `path.tmp`, fsync, then os.replace: a crash never leaves a half file."""
+    path = os.fspath(path)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint_file(path: str | os.PathLike) -> dict:
+    """torch.load with clear errors for missing or corrupt files."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated zip, wrong format, ...
+        raise ValueError(f"checkpoint {path} is corrupt or not a torch file ({exc})") from None

@@ -1,0 +1,170 @@
+"""Encoder, decoder, reward/continue heads, actor and critic (paper section "Methods").
+
+Every hidden layer is Linear -> LayerNorm -> SiLU (ALGORITHM.md section 3). Vector observations
+enter through symlog (paper Eq. 1). The reward head and the critic predict twohot logits whose
+output layers start at zero, so their first predictions are 0 and early, noisy gradients
+cannot push them to huge values (paper section "Critic learning").
+
+Shapes: `feat` is the model state s_t = [h_t, z_t] of size D + G*K, with any leading dims.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .utils import sample_onehot, symlog, unimix_logits
+
+
+class MLP(nn.Sequential):
+    """`layers` x (Linear -> LayerNorm -> SiLU), then an optional output Linear."""
+
+    def __init__(self, in_dim: int, units: int, layers: int, out_dim: int | None = None):
+        modules: list[nn.Module] = []
+        for i in range(layers):
+            modules += [
+                nn.Linear(in_dim if i == 0 else units, units, bias=False),
+                nn.LayerNorm(units, eps=1e-3),
+                nn.SiLU(),
+            ]
+        if out_dim is not None:
+            modules.append(nn.Linear(units if layers else in_dim, out_dim))
+        super().__init__(*modules)
+
+    def zero_output(self) -> MLP:
+        """Zero the output layer (reward head, critic): first predictions are exactly 0."""
+        nn.init.zeros_(self[-1].weight)
+        nn.init.zeros_(self[-1].bias)
+        return self
+
+
+class Encoder(nn.Module):
+    """e_t = enc(symlog(x_t)) for vector observations (paper Eq. 1 applied to inputs)."""
+
+    def __init__(self, obs_dim: int, units: int = 256, layers: int = 2):
+        super().__init__()
+        self.net = MLP(obs_dim, units, layers)
+        self.out_dim = units
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.net(symlog(obs))
+
+
+class Decoder(nn.Module):
+    """x^_t = dec(h_t, z_t), predicting symlog(x_t); loss ||x^_t - symlog(x_t)||^2."""
+
+    def __init__(self, feat_dim: int, obs_dim: int, units: int = 256, layers: int = 2):
+        super().__init__()
+        self.net = MLP(feat_dim, units, layers, obs_dim)
+
+    def forward(self, feat: Tensor) -> Tensor:
+        return self.net(feat)
+
+
+class RewardHead(nn.Module):
+    """Twohot logits over symlog rewards (paper Eq. 9-10); output layer zero-initialised."""
+
+    def __init__(self, feat_dim: int, units: int = 256, layers: int = 2, num_bins: int = 255):
+        super().__init__()
+        self.net = MLP(feat_dim, units, layers, num_bins).zero_output()
+
+    def forward(self, feat: Tensor) -> Tensor:
+        return self.net(feat)
+
+
+class ContinueHead(nn.Module):
+    """Bernoulli logit of c_t = 1 - terminated_t (time-limit truncation is not termination)."""
+
+    def __init__(self, feat_dim: int, units: int = 256, layers: int = 2):
+        super().__init__()
+        self.net = MLP(feat_dim, units, layers, 1)
+
+    def forward(self, feat: Tensor) -> Tensor:
+        return self.net(feat).squeeze(-1)
+
+
+class Critic(nn.Module):
+    """v(s_t): twohot logits over symlog returns; output layer zero-initialised."""
+
+    def __init__(self, feat_dim: int, units: int = 256, layers: int = 2, num_bins: int = 255):
+        super().__init__()
+        self.net = MLP(feat_dim, units, layers, num_bins).zero_output()
+
+    def forward(self, feat: Tensor) -> Tensor:
+        return self.net(feat)
+
+
+class OneHotDist:
+    """Categorical over one-hot actions with a 1% uniform mix (paper: discrete actor)."""
+
+    def __init__(self, logits: Tensor):
+        self.logits = logits  # (..., A), already unimixed log-probs
+
+    def sample(self) -> Tensor:
+        return sample_onehot(self.logits)
+
+    def mode(self) -> Tensor:
+        index = self.logits.argmax(-1, keepdim=True)
+        return torch.zeros_like(self.logits).scatter_(-1, index, 1.0)
+
+    def log_prob(self, action: Tensor) -> Tensor:
+        return (self.logits * action).sum(-1)
+
+    def entropy(self) -> Tensor:
+        return -(self.logits.exp() * self.logits).sum(-1)
+
+
+class BoundedNormalDist:
+    """Normal with mean tanh(m) and std in [min_std, max_std]; samples clipped to [-1, 1].
+
+    The clip passes gradients straight through, so dynamics backprop still reaches the actor
+    when a sample lands outside the bounds.
+    """
+
+    def __init__(self, mean: Tensor, std: Tensor):
+        self.mean, self.std = mean, std  # (..., A)
+
+    def sample(self) -> Tensor:
+        raw = self.mean + self.std * torch.randn_like(self.mean)
+        return raw + (raw.clamp(-1.0, 1.0) - raw).detach()
+
+    def mode(self) -> Tensor:
+        return self.mean
+
+    def log_prob(self, action: Tensor) -> Tensor:
+        z = (action - self.mean) / self.std
+        return (-0.5 * z.square() - self.std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def entropy(self) -> Tensor:
+        return (0.5 + 0.5 * math.log(2 * math.pi) + self.std.log()).sum(-1)
+
+
+class Actor(nn.Module):
+    """pi(a_t | s_t): one-hot categorical (unimix) or bounded normal (paper "Actor learning")."""
+
+    def __init__(
+        self,
+        feat_dim: int,
+        action_dim: int,
+        discrete: bool,
+        units: int = 256,
+        layers: int = 2,
+        unimix: float = 0.01,
+        min_std: float = 0.1,
+        max_std: float = 1.0,
+    ):
+        super().__init__()
+        self.discrete, self.unimix = discrete, unimix
+        self.min_std, self.max_std = min_std, max_std
+        self.net = MLP(feat_dim, units, layers, action_dim if discrete else 2 * action_dim)
+
+    def forward(self, feat: Tensor) -> OneHotDist | BoundedNormalDist:
+        out = self.net(feat)
+        if self.discrete:
+            return OneHotDist(unimix_logits(out.float(), self.unimix))
+        mean, std = out.float().chunk(2, -1)
+        # std = (max - min) * sigmoid(s + 2) + min: 0.9 * sigmoid(s + 2) + 0.1 by default
+        std = (self.max_std - self.min_std) * torch.sigmoid(std + 2.0) + self.min_std
+        return BoundedNormalDist(torch.tanh(mean), std)

@@ -1,0 +1,242 @@
+"""Recurrent state-space model (RSSM) and imagination (paper section "World model learning").
+
+Glossary
+    h_t       `deter`   deterministic GRU memory, (B, D)
+    z_t       `stoch`   G categorical variables of K classes, one-hot, flattened to (B, G*K)
+    s_t       `feat`    model state [h_t, z_t], (B, D + G*K)
+    q(z|h,e)  posterior, used when the observation embedding e_t is known
+    p(z|h)    prior (dynamics predictor), used for dreaming
+    sg(.)     `.detach()`
+
+Sequence model:  h_t = GRU(h_{t-1}, Linear+Norm+SiLU([z_{t-1}, a_{t-1}]))
+Posterior:       z_t ~ q(z_t | h_t, e_t)      Prior:  z^_t ~ p(z^_t | h_t)
+
+The state is reset to the initial state, and the previous action to zero, wherever `is_first`
+is set, so a replayed sequence never carries memory across an episode boundary.
+
+Speed: the encoder runs once over the whole sequence before the loop; the prior of every step is
+computed in one batched call after the loop (it is not needed inside it); the sampling noise of
+the whole sequence is drawn up front. Only the GRU and the posterior are sequential.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from .config import RSSMConfig
+from .utils import sample_onehot, unimix_logits
+
+
+class State(NamedTuple):
+    """Model state s_t = (h_t, z_t); any leading dims."""
+
+    deter: Tensor  # (..., D)
+    stoch: Tensor  # (..., G*K) one-hot, flattened
+
+    @property
+    def feat(self) -> Tensor:
+        return torch.cat([self.deter, self.stoch], -1)  # (..., D + G*K)
+
+    def detach(self) -> State:
+        return State(self.deter.detach(), self.stoch.detach())
+
+    def flatten(self) -> State:
+        """(B, T, ...) -> (B*T, ...)."""
+        return State(self.deter.flatten(0, -2), self.stoch.flatten(0, -2))
+
+
+class LayerNormGRUCell(nn.Module):
+    """GRU with one fused Linear over [x, h], LayerNorm, and update-gate bias -1.
+
+    The -1 bias makes the cell copy its memory at initialisation (update gate ~0.27), which
+    eases learning long dependencies (DreamerV3 official GRU cell, normed variant).
+    """
+
+    def __init__(self, in_dim: int, deter: int):
+        super().__init__()
+        self.linear = nn.Linear(in_dim + deter, 3 * deter, bias=False)
+        self.norm = nn.LayerNorm(3 * deter, eps=1e-3)
+
+    def forward(self, x: Tensor, h: Tensor) -> Tensor:
+        parts = self.norm(self.linear(torch.cat([x, h], -1)))
+        reset, cand, update = parts.chunk(3, -1)
+        reset = torch.sigmoid(reset)
+        cand = torch.tanh(reset * cand)
+        update = torch.sigmoid(update - 1.0)
+        return update * cand + (1.0 - update) * h
+
+
+def _mlp_logits(in_dim: int, units: int, out_dim: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(in_dim, units, bias=False),
+        nn.LayerNorm(units, eps=1e-3),
+        nn.SiLU(),
+        nn.Linear(units, out_dim),
+    )
+
+
+class RSSM(nn.Module):
+    """GRU deterministic state + categorical stochastic state (paper Eq. 3-4)."""
+
+    def __init__(self, config: RSSMConfig, action_dim: int, embed_dim: int):
+        super().__init__()
+        self.config = config
+        c = config
+        self.stoch_dim = c.stoch * c.classes
+        self.feat_dim = c.deter + self.stoch_dim
+        self.action_dim = action_dim
+        self.img_in = nn.Sequential(
+            nn.Linear(self.stoch_dim + action_dim, c.units, bias=False),
+            nn.LayerNorm(c.units, eps=1e-3),
+            nn.SiLU(),
+        )
+        self.gru = LayerNormGRUCell(c.units, c.deter)
+        self.prior_net = _mlp_logits(c.deter, c.units, self.stoch_dim)
+        self.posterior_net = _mlp_logits(c.deter + embed_dim, c.units, self.stoch_dim)
+        self.initial_deter = nn.Parameter(torch.zeros(c.deter), requires_grad=c.learned_initial)
+
+    # -- pieces -------------------------------------------------------------------------------
+
+    def _logits(self, raw: Tensor) -> Tensor:
+        """(..., G*K) raw -> (..., G, K) unimixed log-probs."""
+        raw = raw.unflatten(-1, (self.config.stoch, self.config.classes))
+        return unimix_logits(raw.float(), self.config.unimix)
+
+    def _sample(self, logits: Tensor, uniform: Tensor | None = None) -> Tensor:
+        """(..., G, K) logits -> (..., G*K) straight-through one-hot sample."""
+        return sample_onehot(logits, uniform).flatten(-2)
+
+    def initial_state(self, batch_size: int) -> State:
+        """h_0 = tanh(learned vector) (zeros if not learned), z_0 = 0."""
+        deter = torch.tanh(self.initial_deter).expand(batch_size, -1)
+        stoch = deter.new_zeros(batch_size, self.stoch_dim)
+        return State(deter, stoch)
+
+    def _reset(self, state: State, prev_action: Tensor, is_first: Tensor) -> tuple[State, Tensor]:
+        """Replace state and action by the initial ones where is_first (B,) is set."""
+        keep = (1.0 - is_first.float()).unsqueeze(-1)  # (B, 1)
+        init = self.initial_state(keep.shape[0])
+        deter = keep * state.deter + (1.0 - keep) * init.deter
+        return State(deter, keep * state.stoch), keep * prev_action
+
+    def recurrent(self, state: State, action: Tensor) -> Tensor:
+        """h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}])."""
+        x = self.img_in(torch.cat([state.stoch, action], -1))
+        return self.gru(x, state.deter)
+
+    def prior_logits(self, deter: Tensor) -> Tensor:
+        """p(z_t | h_t): (..., D) -> (..., G, K)."""
+        return self._logits(self.prior_net(deter))
+
+    def posterior_logits(self, deter: Tensor, embed: Tensor) -> Tensor:
+        """q(z_t | h_t, e_t): -> (..., G, K)."""
+        return self._logits(self.posterior_net(torch.cat([deter, embed], -1)))
+
+    # -- public steps ---------------------------------------------------------------------------
+
+    def obs_step(
+        self,
+        state: State,
+        prev_action: Tensor,
+        embed: Tensor,
+        is_first: Tensor | None = None,
+    ) -> tuple[State, Tensor, Tensor]:
+        """One filtering step with the real observation -> (posterior state, post, prior logits)."""
+        if is_first is not None:
+            state, prev_action = self._reset(state, prev_action, is_first)
+        deter = self.recurrent(state, prev_action)
+        post_logits = self.posterior_logits(deter, embed)
+        state = State(deter, self._sample(post_logits))
+        return state, post_logits, self.prior_logits(deter)
+
+    def imagine_step(self, state: State, action: Tensor, uniform: Tensor | None = None) -> State:
+        """One dreamed step: h_t from (s_{t-1}, a_{t-1}), then z^_t sampled from the prior."""
+        deter = self.recurrent(state, action)
+        return State(deter, self._sample(self.prior_logits(deter), uniform))
+
+    def observe(
+        self,
+        embed: Tensor,
+        prev_action: Tensor,
+        is_first: Tensor,
+        state: State | None = None,
+    ) -> tuple[State, Tensor, Tensor]:
+        """Filter a whole sequence; inputs (B, T, ...), resetting wherever is_first (B, T).
+
+        Returns posterior states (B, T, ...), posterior logits and prior logits (B, T, G, K).
+        """
+        B, T = embed.shape[:2]
+        state = state if state is not None else self.initial_state(B)
+        # Noise for every step drawn at once: the loop body is pure network work.
+        uniform = torch.rand(B, T, self.config.stoch, self.config.classes, device=embed.device)
+        keep = 1.0 - is_first.float().unsqueeze(-1)  # (B, T, 1)
+        prev_action = prev_action * keep
+        init = self.initial_state(B)
+        deters, stochs, posts = [], [], []
+        for t in range(T):
+            # Reset at episode starts: blend toward the initial state (no Python branch).
+            deter = keep[:, t] * state.deter + (1.0 - keep[:, t]) * init.deter
+            state = State(deter, keep[:, t] * state.stoch)
+            deter = self.recurrent(state, prev_action[:, t])  # (B, D)
+            post = self.posterior_logits(deter, embed[:, t])  # (B, G, K)
+            state = State(deter, self._sample(post, uniform[:, t]))
+            deters.append(deter)
+            stochs.append(state.stoch)
+            posts.append(post)
+        deter = torch.stack(deters, 1)  # (B, T, D)
+        states = State(deter, torch.stack(stochs, 1))  # (B, T, G*K)
+        prior = self.prior_logits(deter)  # (B, T, G, K), batched outside the loop
+        return states, torch.stack(posts, 1), prior
+
+
+@dataclass
+class Trajectory:
+    """An imagined rollout. Index 0 is the (replayed) start state."""
+
+    states: State  # (H + 1, N, ...)
+    actions: Tensor  # (H, N, A): a_t chosen in s_t
+    reward_logits: Tensor | None = None  # (H, N, bins): r_{t+1} predicted in s_{t+1}
+    cont_logits: Tensor | None = None  # (H, N): c_{t+1} predicted in s_{t+1}
+
+    @property
+    def feats(self) -> Tensor:
+        return self.states.feat  # (H + 1, N, D + G*K)
+
+
+def imagine_rollout(
+    rssm: RSSM,
+    start_states: State,
+    policy: Callable[[Tensor], Tensor],
+    horizon: int,
+    reward_head: nn.Module | None = None,
+    continue_head: nn.Module | None = None,
+) -> Trajectory:
+    """Dream `horizon` steps from `start_states` (N, ...) with actions a_t = policy(feat_t).
+
+    The prior rolls forward; reward and continue heads (if given) are applied to states 1..H in
+    one batched call after the loop. Gradients flow through actions and states unless the
+    caller runs this under torch.no_grad (REINFORCE) or freezes the world model.
+    """
+    N = start_states.deter.shape[0]
+    c = rssm.config
+    uniform = torch.rand(horizon, N, c.stoch, c.classes, device=start_states.deter.device)
+    state = start_states
+    deters, stochs, actions = [state.deter], [state.stoch], []
+    for t in range(horizon):
+        action = policy(state.feat)  # (N, A)
+        state = rssm.imagine_step(state, action, uniform[t])
+        deters.append(state.deter)
+        stochs.append(state.stoch)
+        actions.append(action)
+    states = State(torch.stack(deters), torch.stack(stochs))  # (H + 1, N, ...)
+    traj = Trajectory(states, torch.stack(actions))
+    if reward_head is not None:
+        traj.reward_logits = reward_head(states.feat[1:])
+    if continue_head is not None:
+        traj.cont_logits = continue_head(states.feat[1:])
+    return traj

@@ -1,0 +1,201 @@
+"""The maths of DreamerV3: symlog, twohot, KL balancing, lambda-returns, return normalisation.
+
+Paper: Hafner et al., "Mastering Diverse Domains through World Models" (arXiv 2301.04104,
+Nature 2025). Equation numbers refer to the 2023 preprint (v1). Nothing here knows about
+environments, logging or plotting.
+
+Shapes: G latent variables, K classes each, H imagination horizon, N = B*T starts.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import KLBalanceConfig
+
+__all__ = [
+    "symlog",
+    "symexp",
+    "TwohotEncoder",
+    "KLBalanceConfig",
+    "categorical_kl",
+    "kl_terms",
+    "kl_balanced_loss",
+    "unimix_logits",
+    "sample_onehot",
+    "lambda_returns",
+    "PercentileNormalizer",
+]
+
+
+def symlog(x: Tensor) -> Tensor:
+    """symlog(x) = sign(x) * ln(|x| + 1) (paper Eq. 1): compresses large magnitudes."""
+    return torch.sign(x) * torch.log1p(torch.abs(x))
+
+
+def symexp(x: Tensor) -> Tensor:
+    """symexp(x) = sign(x) * (exp(|x|) - 1), the inverse of symlog (paper Eq. 2)."""
+    return torch.sign(x) * torch.expm1(torch.abs(x))
+
+
+class TwohotEncoder(nn.Module):
+    """Twohot targets over bins uniform in symlog space (paper Eq. 9-10).
+
+    Bins are `linspace(low, high)` *in symlog space*, so the default [-20, 20] covers raw values
+    up to about +-5e8 (a common bug builds them as linspace(symlog(-20), symlog(20)), which caps
+    returns at 20). A value is split between its two neighbouring bins so that the expected bin
+    equals symlog(value) exactly; `decode` takes symexp of that expectation.
+    """
+
+    def __init__(self, num_bins: int = 255, low: float = -20.0, high: float = 20.0) -> None:
+        super().__init__()
+        if num_bins < 2:
+            raise ValueError("TwohotEncoder needs at least 2 bins")
+        self.num_bins, self.low, self.high = num_bins, low, high
+        self.register_buffer("bins", torch.linspace(low, high, num_bins), persistent=False)
+
+    def encode(self, values: Tensor) -> Tensor:
+        """(*S,) raw values -> (*S, num_bins) twohot weights of symlog(values)."""
+        x = symlog(values.float()).clamp(self.low, self.high)
+        pos = (x - self.low) / (self.high - self.low) * (self.num_bins - 1)  # fractional bin
+        below = pos.floor().clamp(0, self.num_bins - 2)
+        frac = (pos - below).unsqueeze(-1)  # weight of the upper neighbour
+        below = below.long().unsqueeze(-1)
+        target = torch.zeros(*values.shape, self.num_bins, device=values.device)
+        target.scatter_(-1, below, 1.0 - frac)
+        target.scatter_add_(-1, below + 1, frac)
+        return target
+
+    def loss(self, logits: Tensor, values: Tensor) -> Tensor:
+        """Cross-entropy of softmax(logits) against twohot(values); shape of `values`."""
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        return -(self.encode(values) * log_probs).sum(-1)
+
+    def decode(self, probs: Tensor) -> Tensor:
+        """(*S, num_bins) probabilities -> (*S,) raw values: symexp(E[bin])."""
+        return symexp((probs.float() * self.bins).sum(-1))
+
+    def decode_logits(self, logits: Tensor) -> Tensor:
+        """decode(softmax(logits))."""
+        return self.decode(torch.softmax(logits.float(), dim=-1))
+
+
+def categorical_kl(p_logits: Tensor, q_logits: Tensor) -> Tensor:
+    """KL[p || q] of (..., G, K) categoricals, summed over the G variables -> (...)."""
+    p_log = torch.log_softmax(p_logits.float(), -1)
+    q_log = torch.log_softmax(q_logits.float(), -1)
+    return (p_log.exp() * (p_log - q_log)).sum((-2, -1))
+
+
+def kl_terms(post_logits: Tensor, prior_logits: Tensor, free_bits: float) -> tuple[Tensor, Tensor]:
+    """Per-step dynamics and representation losses (paper Eq. 5), shape (...).
+
+    L_dyn = max(free, KL[sg(q) || p])  trains the prior;
+    L_rep = max(free, KL[q || sg(p)])  trains the posterior.
+    The clip is applied per step after summing over G, so below `free_bits` nats no gradient
+    flows (the model is not pushed to collapse an already-good latent).
+    """
+    dyn = categorical_kl(post_logits.detach(), prior_logits)
+    rep = categorical_kl(post_logits, prior_logits.detach())
+    return dyn.clamp(min=free_bits), rep.clamp(min=free_bits)
+
+
+def kl_balanced_loss(
+    post_logits: Tensor, prior_logits: Tensor, config: KLBalanceConfig | None = None
+) -> Tensor:
+    """b_dyn * L_dyn + b_rep * L_rep averaged over all steps (paper Eq. 5); logits (..., G, K)."""
+    config = config or KLBalanceConfig()
+    dyn, rep = kl_terms(post_logits, prior_logits, config.free_bits)
+    return (config.dyn_weight * dyn + config.rep_weight * rep).mean()
+
+
+def unimix_logits(logits: Tensor, unimix: float) -> Tensor:
+    """log((1 - u) * softmax(logits) + u / K): every class keeps probability >= u / K.
+
+    Paper section "World model learning": the 1% uniform mix keeps KL and log-probs finite and
+    stops the categorical from becoming deterministic.
+    """
+    if unimix <= 0.0:
+        return torch.log_softmax(logits, -1)
+    probs = torch.softmax(logits, -1)
+    probs = (1.0 - unimix) * probs + unimix / logits.shape[-1]
+    return torch.log(probs)
+
+
+def sample_onehot(logits: Tensor, uniform: Tensor | None = None) -> Tensor:
+    """One-hot sample with straight-through gradients: onehot + probs - sg(probs).
+
+    Sampling uses the Gumbel-max trick (argmax of logits + Gumbel noise), which is one fused
+    elementwise pass instead of torch.multinomial. `uniform` (same shape, in (0, 1)) may be
+    drawn in advance for a whole sequence to keep the per-step loop free of RNG calls.
+    """
+    if uniform is None:
+        uniform = torch.rand_like(logits)
+    gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
+    index = (logits.detach() + gumbel).argmax(-1, keepdim=True)
+    onehot = torch.zeros_like(logits).scatter_(-1, index, 1.0)
+    probs = torch.softmax(logits, -1)
+    return onehot + probs - probs.detach()
+
+
+def lambda_returns(
+    rewards: Tensor, values: Tensor, continues: Tensor, gamma: float = 0.997, lam: float = 0.95
+) -> Tensor:
+    """TD(lambda) returns over an imagined trajectory (paper Eq. 7), time on dim 0.
+
+    R_t = r_{t+1} + gamma * c_{t+1} * ((1 - lam) * v_{t+1} + lam * R_{t+1}),  R_H = v_H.
+
+    rewards, continues: (H, ...) for steps 1..H (continues are probabilities, not yet times
+    gamma); values: (H + 1, ...) for steps 0..H. Returns (H, ...) for steps 0..H-1.
+    """
+    horizon = rewards.shape[0]
+    if values.shape[0] != horizon + 1 or continues.shape[0] != horizon:
+        raise ValueError("lambda_returns needs rewards/continues (H, ...) and values (H+1, ...)")
+    discounts = gamma * continues
+    # The non-recursive part: r_{t+1} + gamma c_{t+1} (1 - lam) v_{t+1}, in one batched op.
+    base = rewards + discounts * (1.0 - lam) * values[1:]
+    returns = []
+    last = values[-1]
+    for t in reversed(range(horizon)):
+        last = base[t] + discounts[t] * lam * last
+        returns.append(last)
+    return torch.stack(returns[::-1])
+
+
+class PercentileNormalizer(nn.Module):
+    """Return scale S = max(1, EMA(P95) - EMA(P5)) (paper Eq. 11).
+
+    Dividing advantages by S makes the entropy weight work across reward scales; the floor of 1
+    keeps small, noisy returns from being amplified. EMAs start at 0 as in the official code.
+    """
+
+    def __init__(self, decay: float = 0.99, low: float = 0.05, high: float = 0.95) -> None:
+        super().__init__()
+        self.decay = decay
+        self.register_buffer("quantiles", torch.tensor([low, high]))
+        self.register_buffer("low", torch.zeros(()))
+        self.register_buffer("high", torch.zeros(()))
+
+    @torch.no_grad()
+    def update(self, returns: Tensor) -> None:
+        """Move the EMAs toward this batch's P5 and P95 (no host sync)."""
+        lo, hi = torch.quantile(returns.detach().float().flatten(), self.quantiles)
+        self.low.mul_(self.decay).add_((1 - self.decay) * lo)
+        self.high.mul_(self.decay).add_((1 - self.decay) * hi)
+
+    @property
+    def scale(self) -> Tensor:
+        return torch.clamp(self.high - self.low, min=1.0)
+
+    def normalize(self, x: Tensor) -> Tensor:
+        return x / self.scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.normalize(x)
+
+
+def binary_cross_entropy_logits(logits: Tensor, targets: Tensor) -> Tensor:
+    """Per-element -log Bernoulli(targets; sigmoid(logits)) for the continue head."""
+    return F.binary_cross_entropy_with_logits(logits.float(), targets.float(), reduction="none")
