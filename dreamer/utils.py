@@ -54,7 +54,10 @@ class TwohotEncoder(nn.Module):
         if num_bins < 2:
             raise ValueError("TwohotEncoder needs at least 2 bins")
         self.num_bins, self.low, self.high = num_bins, low, high
-        self.register_buffer("bins", torch.linspace(low, high, num_bins), persistent=False)
+        bins = torch.linspace(low, high, num_bins)
+        if low == -high:  # float32 linspace is not exactly antisymmetric: make it so (bin 0 = 0)
+            bins = (bins - bins.flip(0)) / 2
+        self.register_buffer("bins", bins, persistent=False)
 
     def encode(self, values: Tensor) -> Tensor:
         """(*S,) raw values -> (*S, num_bins) twohot weights of symlog(values)."""
@@ -74,8 +77,15 @@ class TwohotEncoder(nn.Module):
         return -(self.encode(values) * log_probs).sum(-1)
 
     def decode(self, probs: Tensor) -> Tensor:
-        """(*S, num_bins) probabilities -> (*S,) raw values: symexp(E[bin])."""
-        return symexp((probs.float() * self.bins).sum(-1))
+        """(*S, num_bins) probabilities -> (*S,) raw values: symexp(E[bin]).
+
+        Mirrored bins are summed in pairs (as the official code does), so uniform probabilities
+        over symmetric bins, e.g. a zero-initialised head, decode to exactly 0.
+        """
+        weighted = probs.float() * self.bins
+        half = self.num_bins // 2
+        pairs = weighted[..., :half].flip(-1) + weighted[..., self.num_bins - half :]
+        return symexp(pairs.sum(-1) + weighted[..., half : self.num_bins - half].sum(-1))
 
     def decode_logits(self, logits: Tensor) -> Tensor:
         """decode(softmax(logits))."""
@@ -137,7 +147,8 @@ def sample_onehot(logits: Tensor, uniform: Tensor | None = None) -> Tensor:
     index = (logits.detach() + gumbel).argmax(-1, keepdim=True)
     onehot = torch.zeros_like(logits).scatter_(-1, index, 1.0)
     probs = torch.softmax(logits, -1)
-    return onehot + probs - probs.detach()
+    # (probs - sg(probs)) is exactly 0 forward, so the sample stays an exact one-hot in float32.
+    return onehot + (probs - probs.detach())
 
 
 def lambda_returns(

@@ -1,0 +1,394 @@
+"""The one training loop every script uses (paper Algorithm 1 / "Training").
+
+    prefill replay with a random policy
+    repeat:
+        act with a sample of the policy, store (x_t, a_t, r_t, is_first, is_terminal)
+        every env step, owe train_ratio / (B*T) updates; pay them with train_step
+        every eval_every steps: 10 episodes of the policy's mode on a separate env
+        log metrics.csv, keep 'latest' and 'best' checkpoints, redraw the curve
+
+Truncation (a time limit) is stored as is_last without is_terminal, so the continue head
+learns that the episode goes on. A run directory holds config.json, metrics.csv,
+latest.pt / best.pt and curve.png.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .agent import DreamerAgent, atomic_torch_save, load_checkpoint_file
+from .config import DreamerConfig, config_diff, config_to_dict
+from .envs import make_env, model_to_env_action, random_model_action, resolve_device, set_seed
+from .plotting import plot_learning_curve, read_metrics
+from .replay_buffer import SequenceReplayBuffer
+
+RUN_FORMAT = "dreamer-run-v1"
+BASE_COLUMNS = ["env_step", "wall_time", "updates", "episodes", "episode_return",
+                "eval_mean", "eval_std", "skipped_updates"]  # fmt: skip
+
+
+class NonFiniteError(RuntimeError):
+    """Raised when too many consecutive updates had non-finite losses or gradients."""
+
+
+@dataclass
+class RunResult:
+    logdir: str
+    env_steps: int
+    updates: int
+    wall_time: float
+    final_eval: float | None
+    best_eval: float | None
+    steps_to_threshold: int | None
+    interrupted: bool
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class Trainer:
+    """Owns env, eval env, agent, replay and the run directory."""
+
+    def __init__(
+        self,
+        env_id: str,
+        config: DreamerConfig,
+        logdir: str,
+        seed: int = 0,
+        device: str = "auto",
+        resume: bool = False,
+        command: str = "",
+        progress: bool = True,
+    ):
+        tc = config.train
+        if tc.steps <= 0:
+            raise ValueError(f"steps must be positive, got {tc.steps}")
+        self.env_id, self.config, self.seed, self.logdir = env_id, config, seed, logdir
+        self.command, self.progress = command, progress
+        self.device = resolve_device(device)
+        set_seed(seed)
+        self.env = make_env(env_id, seed)
+        self.eval_env_id = env_id
+        self.agent = DreamerAgent(
+            self.env.observation_space, self.env.action_space, config, self.device
+        )
+        self.replay = SequenceReplayBuffer(config.replay.capacity, config.replay.seq_len)
+        self.rng = np.random.default_rng(seed)
+        self.env_step = 0
+        self.episodes = 0
+        self.update_debt = 0.0  # updates owed by the train ratio, not yet done
+        self.wall_offset = 0.0  # wall time of earlier sessions of a resumed run
+        self.best_eval: float | None = None
+        self.steps_to_threshold: int | None = None
+        self.last_eval: float | None = None
+        self.last_return = math.nan
+        self.consecutive_skips = 0
+        self._stop_signal: str | None = None
+        os.makedirs(logdir, exist_ok=True)
+        self.latest_path = os.path.join(logdir, "latest.pt")
+        self.best_path = os.path.join(logdir, "best.pt")
+        self.metrics_path = os.path.join(logdir, "metrics.csv")
+        if resume:
+            self._resume()
+        else:
+            self._write_json("config.json", self._run_info())
+
+    # -- run directory ------------------------------------------------------------------------
+
+    def _run_info(self) -> dict:
+        return {
+            "env_id": self.env_id,
+            "seed": self.seed,
+            "device": str(self.device),
+            "command": self.command,
+            "git_commit": git_commit(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "config": config_to_dict(self.config),
+        }
+
+    def _write_json(self, name: str, data: dict) -> None:
+        path = os.path.join(self.logdir, name)
+        with open(path + ".tmp", "w") as f:
+            json.dump(data, f, indent=2)
+        os.replace(path + ".tmp", path)
+
+    def _checkpoint(self) -> dict:
+        return {
+            "format": RUN_FORMAT,
+            "env_id": self.env_id,
+            "seed": self.seed,
+            "agent": self.agent.checkpoint_state(),
+            "replay": self.replay.state_dict(),
+            "counters": {
+                "env_step": self.env_step,
+                "episodes": self.episodes,
+                "update_debt": self.update_debt,
+                "wall_time": self.wall_time(),
+                "best_eval": self.best_eval,
+                "steps_to_threshold": self.steps_to_threshold,
+                "last_eval": self.last_eval,
+            },
+            "rng": {
+                "python": random.getstate(),
+                "numpy_global": np.random.get_state(),
+                "numpy": self.rng.bit_generator.state,
+                "torch": torch.get_rng_state(),
+            },
+        }
+
+    def save_latest(self) -> None:
+        atomic_torch_save(self._checkpoint(), self.latest_path)
+
+    def _resume(self) -> None:
+        state = load_checkpoint_file(self.latest_path)
+        if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
+            raise ValueError(f"{self.latest_path} is not a dreamer run checkpoint")
+        if state["env_id"] != self.env_id:
+            raise ValueError(
+                f"checkpoint is for {state['env_id']}, not {self.env_id}: use another --logdir"
+            )
+        diffs = config_diff(state["agent"]["config"], config_to_dict(self.config))
+        if diffs:
+            raise ValueError("cannot resume with a different config: " + "; ".join(diffs))
+        self.agent.load_checkpoint_state(state["agent"])
+        self.replay.load_state_dict(state["replay"])
+        c = state["counters"]
+        self.env_step, self.episodes = c["env_step"], c["episodes"]
+        self.update_debt, self.wall_offset = c["update_debt"], c["wall_time"]
+        self.best_eval, self.steps_to_threshold = c["best_eval"], c["steps_to_threshold"]
+        self.last_eval = c["last_eval"]
+        rng = state["rng"]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy_global"])
+        self.rng.bit_generator.state = rng["numpy"]
+        torch.set_rng_state(rng["torch"])
+
+    # -- loop ---------------------------------------------------------------------------------
+
+    def wall_time(self) -> float:
+        return self.wall_offset + time.time() - self._start
+
+    def _updates_per_step(self) -> float:
+        r = self.config.replay
+        return self.config.train.train_ratio / (r.batch_size * r.seq_len)
+
+    def _train(self, pending: list[dict]) -> None:
+        self.update_debt += self._updates_per_step()
+        while self.update_debt >= 1.0:
+            batch = self.replay.sample(self.config.replay.batch_size, self.rng)
+            skipped_before = self.agent.skipped_updates
+            pending.append(self.agent.train_step(batch))
+            self.update_debt -= 1.0
+            if self.agent.skipped_updates > skipped_before:
+                self.consecutive_skips += 1
+                if self.consecutive_skips >= 20:
+                    raise NonFiniteError(
+                        "20 consecutive updates had non-finite losses or gradients; the last "
+                        f"good checkpoint is {self.latest_path}"
+                    )
+            else:
+                self.consecutive_skips = 0
+
+    def evaluate(self, episodes: int | None = None) -> tuple[float, float]:
+        """Mean and std return of the policy's mode over `episodes` fresh episodes, batched."""
+        episodes = episodes or self.config.train.eval_episodes
+        envs = [make_env(self.eval_env_id) for _ in range(episodes)]
+        base = 10_000 * (self.seed + 1) + self.env_step  # new but reproducible episodes
+        obs = np.stack([env.reset(seed=base + i)[0] for i, env in enumerate(envs)])
+        returns = np.zeros(episodes)
+        active = np.ones(episodes, bool)
+        state, is_first = None, np.ones(episodes, bool)
+        while active.any():
+            action, state = self.agent.policy(obs, state, is_first, explore=False)
+            env_actions = self.agent.to_env_action(action)
+            for i, env in enumerate(envs):
+                if not active[i]:
+                    continue
+                obs[i], reward, term, trunc, _ = env.step(env_actions[i])
+                returns[i] += reward
+                active[i] = not (term or trunc)
+            is_first = np.zeros(episodes, bool)
+        for env in envs:
+            env.close()
+        return float(returns.mean()), float(returns.std())
+
+    def _log(self, pending: list[dict], eval_result: tuple[float, float] | None) -> None:
+        row: dict[str, Any] = {
+            "env_step": self.env_step,
+            "wall_time": round(self.wall_time(), 2),
+            "updates": self.agent.updates,
+            "episodes": self.episodes,
+            "episode_return": self.last_return,
+            "eval_mean": eval_result[0] if eval_result else "",
+            "eval_std": eval_result[1] if eval_result else "",
+            "skipped_updates": self.agent.skipped_updates,
+        }
+        if pending:
+            for key in pending[0]:
+                row[key] = float(np.mean([m[key] for m in pending]))
+        new = not os.path.exists(self.metrics_path)
+        if not new:
+            with open(self.metrics_path, newline="") as f:
+                header = next(csv.reader(f), None)
+            new = header is None
+        if new:
+            header = list(row)
+        elif set(row) - set(header):
+            # first metric row after prefill brings the loss columns: rewrite with a wider header
+            old = read_metrics(self.metrics_path)
+            header = list(row)
+            with open(self.metrics_path, "w", newline="") as f:
+                writer = csv.DictWriter(f, header)
+                writer.writeheader()
+                for r in old:
+                    writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v)
+                                     for k, v in r.items() if k in header})  # fmt: skip
+        with open(self.metrics_path, "a", newline="") as f:
+            writer = csv.DictWriter(f, header, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        if self.tensorboard is not None:
+            for key, value in row.items():
+                if isinstance(value, int | float) and not (
+                    isinstance(value, float) and math.isnan(value)
+                ):
+                    self.tensorboard.add_scalar(key, value, self.env_step)
+        pending.clear()
+
+    def _on_eval(self, mean: float) -> None:
+        self.last_eval = mean
+        threshold = self.config.train.threshold
+        if threshold is not None and mean >= threshold and self.steps_to_threshold is None:
+            self.steps_to_threshold = self.env_step
+        if self.best_eval is None or mean > self.best_eval:
+            self.best_eval = mean
+            atomic_torch_save(self.agent.checkpoint_state(), self.best_path)
+
+    def _handle_signal(self, signum: int, frame: Any) -> None:
+        self._stop_signal = signal.Signals(signum).name
+
+    def plot(self) -> None:
+        if os.path.exists(self.metrics_path):
+            plot_learning_curve(
+                read_metrics(self.metrics_path),
+                os.path.join(self.logdir, "curve.png"),
+                f"{self.env_id} seed {self.seed}",
+                self.config.train.threshold,
+            )
+
+    def run(self) -> RunResult:
+        """Train until `train.steps` env steps (or a signal); return a summary."""
+        tc = self.config.train
+        self._start = time.time()
+        self.tensorboard = _maybe_tensorboard(self.logdir)
+        handlers = {
+            s: signal.signal(s, self._handle_signal) for s in (signal.SIGINT, signal.SIGTERM)
+        }
+        bar = _progress(tc.steps, self.env_step, self.progress)
+        pending: list[dict] = []
+        obs, _ = self.env.reset(seed=self.seed + self.episodes)
+        reward, is_first, state, episode_return = 0.0, True, None, 0.0
+        try:
+            while self.env_step < tc.steps and self._stop_signal is None:
+                if len(self.replay) < tc.prefill:
+                    action = random_model_action(self.env.action_space, self.rng)
+                else:
+                    model_action, state = self.agent.policy(obs, state, [is_first])
+                    action = model_action[0].cpu().numpy()
+                self.replay.add(obs, action, reward, is_first, False)
+                env_action = model_to_env_action(action, self.env.action_space)
+                obs, reward, term, trunc, _ = self.env.step(env_action)
+                reward = float(reward)
+                episode_return += reward
+                self.env_step += 1
+                is_first = False
+                if term or trunc:
+                    # final observation: no action follows; the continue target is 1 - term
+                    self.replay.add(obs, np.zeros_like(action), reward, False, term, True)
+                    self.episodes += 1
+                    self.last_return = episode_return
+                    obs, _ = self.env.reset(seed=self.seed + self.episodes)
+                    reward, is_first, state, episode_return = 0.0, True, None, 0.0
+                if len(self.replay) >= max(tc.prefill, self.config.replay.seq_len):
+                    self._train(pending)
+                eval_result = None
+                if self.env_step % tc.eval_every == 0 or self.env_step == tc.steps:
+                    eval_result = self.evaluate()
+                    self._on_eval(eval_result[0])
+                if eval_result or self.env_step % tc.log_every == 0:
+                    self._log(pending, eval_result)
+                if eval_result:
+                    self.plot()
+                if self.env_step % tc.checkpoint_every == 0:
+                    self.save_latest()
+                bar.update(1)
+                bar.set_postfix(
+                    ret=f"{self.last_return:.1f}",
+                    eval="-" if self.last_eval is None else f"{self.last_eval:.1f}",
+                    upd=self.agent.updates,
+                    refresh=False,
+                )
+        finally:
+            bar.close()
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+        self.save_latest()
+        self.plot()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        if self._stop_signal:
+            print(
+                f"\n{self._stop_signal}: saved {self.latest_path} at step {self.env_step}; "
+                "resume with the same command plus --resume"
+            )
+        result = RunResult(
+            logdir=self.logdir,
+            env_steps=self.env_step,
+            updates=self.agent.updates,
+            wall_time=round(self.wall_time(), 1),
+            final_eval=self.last_eval,
+            best_eval=self.best_eval,
+            steps_to_threshold=self.steps_to_threshold,
+            interrupted=self._stop_signal is not None,
+        )
+        self._write_json("result.json", {**result.__dict__, **self._run_info()})
+        return result
+
+
+def _maybe_tensorboard(logdir: str) -> Any:
+    """A SummaryWriter if tensorboard is installed; it is not a requirement."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(logdir)
+
+
+def _progress(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True,
+        mininterval=1.0,
+    )  # fmt: skip

@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny configs (the suite must run in about a minute on 2 shared CPU cores)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dreamer.config import (
+    ActorCriticConfig,
+    DreamerConfig,
+    ReplayConfig,
+    RSSMConfig,
+    TrainConfig,
+    WorldModelConfig,
+)
+
+# Tiny networks: thread start-up costs more than the maths, and the cores are shared.
+torch.set_num_threads(1)
+
+
+def tiny_rssm_config() -> RSSMConfig:
+    return RSSMConfig(deter=32, stoch=4, classes=4, units=32)
+
+
+def tiny_config() -> DreamerConfig:
+    return DreamerConfig(
+        world_model=WorldModelConfig(rssm=tiny_rssm_config(), units=32, layers=1),
+        actor_critic=ActorCriticConfig(units=32, layers=1, horizon=3),
+        replay=ReplayConfig(capacity=1000, batch_size=4, seq_len=8),
+        train=TrainConfig(steps=100, prefill=10),
+    )
+
+
+@pytest.fixture(autouse=True)
+def seed() -> None:
+    """Every test starts from the same torch and numpy seeds."""
+    torch.manual_seed(0)
+    np.random.seed(0)
+
+
+@pytest.fixture
+def rssm_config() -> RSSMConfig:
+    return tiny_rssm_config()
+
+
+@pytest.fixture
+def config() -> DreamerConfig:
+    return tiny_config()

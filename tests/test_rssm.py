@@ -1,0 +1,146 @@
+"""RSSM: shapes, resets at is_first, unimix, imagination."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dreamer.networks import ContinueHead, RewardHead
+from dreamer.rssm import RSSM, State, imagine_rollout
+
+B, T, E, A = 3, 6, 10, 2
+
+
+@pytest.fixture
+def rssm(rssm_config) -> RSSM:
+    return RSSM(rssm_config, action_dim=A, embed_dim=E)
+
+
+def _inputs(reset_at: int | None = None):
+    embed = torch.randn(B, T, E)
+    prev_action = torch.nn.functional.one_hot(torch.randint(0, A, (B, T)), A).float()
+    is_first = torch.zeros(B, T, dtype=torch.bool)
+    is_first[:, 0] = True
+    if reset_at is not None:
+        is_first[0, reset_at] = True  # batch element 0 starts a new episode at reset_at
+    return embed, prev_action, is_first
+
+
+def test_observe_shapes(rssm, rssm_config):
+    G, K, D = rssm_config.stoch, rssm_config.classes, rssm_config.deter
+    states, post, prior = rssm.observe(*_inputs())
+    assert states.deter.shape == (B, T, D)
+    assert states.stoch.shape == (B, T, G * K)
+    assert states.feat.shape == (B, T, D + G * K) == (B, T, rssm.feat_dim)
+    assert post.shape == prior.shape == (B, T, G, K)
+    assert states.flatten().deter.shape == (B * T, D)
+    # Stochastic state is an exact one-hot per latent variable.
+    stoch = states.stoch.detach().unflatten(-1, (G, K))
+    assert torch.equal(stoch.sum(-1), torch.ones(B, T, G))
+    assert set(stoch.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_obs_step_and_imagine_step_shapes(rssm, rssm_config):
+    G, K, D = rssm_config.stoch, rssm_config.classes, rssm_config.deter
+    init = rssm.initial_state(B)
+    assert init.deter.shape == (B, D) and torch.equal(init.stoch, torch.zeros(B, G * K))
+    state, post, prior = rssm.obs_step(init, torch.zeros(B, A), torch.randn(B, E))
+    assert state.deter.shape == (B, D) and state.stoch.shape == (B, G * K)
+    assert post.shape == prior.shape == (B, G, K)
+    nxt = rssm.imagine_step(state, torch.zeros(B, A))
+    assert nxt.deter.shape == (B, D) and nxt.stoch.shape == (B, G * K)
+
+
+def test_imagine_rollout_shapes_with_heads(rssm, rssm_config):
+    H, N = 3, 5
+    feat_dim = rssm.feat_dim
+    reward_head = RewardHead(feat_dim, units=32, layers=1, num_bins=255)
+    cont_head = ContinueHead(feat_dim, units=32, layers=1)
+    start = State(torch.randn(N, rssm_config.deter), torch.zeros(N, rssm.stoch_dim))
+    seen = []
+
+    def policy(feat):
+        seen.append(feat.shape)
+        return torch.nn.functional.one_hot(torch.randint(0, A, (feat.shape[0],)), A).float()
+
+    traj = imagine_rollout(rssm, start, policy, H, reward_head, cont_head)
+    assert seen == [(N, feat_dim)] * H
+    assert traj.states.deter.shape == (H + 1, N, rssm_config.deter)
+    assert traj.states.stoch.shape == (H + 1, N, rssm.stoch_dim)
+    assert traj.feats.shape == (H + 1, N, feat_dim)
+    assert traj.actions.shape == (H, N, A)
+    assert traj.reward_logits.shape == (H, N, 255)
+    assert traj.cont_logits.shape == (H, N)
+    assert torch.equal(traj.states.deter[0], start.deter)  # index 0 is the start state
+    plain = imagine_rollout(rssm, start, policy, H)
+    assert plain.reward_logits is None and plain.cont_logits is None
+
+
+@pytest.mark.parametrize("t", [2, 4])
+def test_observe_reset_blocks_gradient_from_earlier_steps(rssm, t):
+    embed, prev_action, is_first = _inputs(reset_at=t)
+    embed.requires_grad_(True)
+    states, post, _ = rssm.observe(embed, prev_action, is_first)
+    w = torch.randn(B, rssm.feat_dim)
+    ((states.feat[:, t] * w).sum() + (post[:, t] * torch.randn_like(post[:, t])).sum()).backward()
+    grad = embed.grad.abs().sum(-1)  # (B, T)
+    # Element 0 was reset at t: nothing before t can reach its posterior state at t.
+    assert torch.equal(grad[0, :t], torch.zeros(t))
+    assert grad[0, t] > 0
+    # Elements 1 and 2 were not reset: earlier embeddings do matter.
+    assert (grad[1:, :t] > 0).all()
+    assert (grad[:, t + 1 :] == 0).all()  # causality
+
+
+def test_observe_reset_ignores_state_and_previous_action(rssm):
+    t = 3
+    embed, prev_action, is_first = _inputs(reset_at=t)
+    torch.manual_seed(5)
+    states, post, prior = rssm.observe(embed, prev_action, is_first)
+    torch.manual_seed(5)
+    uniform = torch.rand(B, T, rssm.config.stoch, rssm.config.classes)  # observe's noise
+    # A single obs_step from the initial state on that step alone gives the same state.
+    one, one_post, one_prior = rssm.obs_step(
+        rssm.initial_state(B), prev_action[:, t], embed[:, t], torch.ones(B, dtype=torch.bool)
+    )
+    assert torch.allclose(states.deter[0, t], one.deter[0], atol=1e-6)
+    assert torch.allclose(post[0, t], one_post[0], atol=1e-5)
+    assert torch.allclose(prior[0, t], one_prior[0], atol=1e-5)
+    assert torch.equal(rssm._sample(one_post, uniform[:, t])[0], states.stoch[0, t].detach())
+    assert not torch.allclose(states.deter[1, t], one.deter[1], atol=1e-3)  # not reset
+    # The previous action at a reset step is ignored (zeroed), the state history too.
+    other_action = prev_action.clone()
+    other_action[0, t] = 1.0 - other_action[0, t]
+    other_embed = embed.clone()
+    other_embed[0, :t] = torch.randn(t, E)
+    again, _, _ = rssm.observe(other_embed, other_action, is_first)
+    assert torch.allclose(again.deter[0, t], states.deter[0, t], atol=1e-6)
+    # obs_step's is_first does the same: the state passed in is discarded.
+    junk = State(torch.randn(B, rssm.config.deter), torch.ones(B, rssm.stoch_dim))
+    reset, _, _ = rssm.obs_step(junk, torch.ones(B, A), embed[:, t], torch.ones(B))
+    assert torch.allclose(reset.deter, one.deter, atol=1e-6)
+
+
+def test_learned_initial_state(rssm_config):
+    rssm = RSSM(rssm_config, A, E)
+    assert rssm.initial_deter.requires_grad
+    with torch.no_grad():
+        rssm.initial_deter.fill_(0.5)
+    assert torch.allclose(rssm.initial_state(2).deter, torch.full((2, 32), 0.5).tanh())
+    rssm_config.learned_initial = False
+    fixed = RSSM(rssm_config, A, E)
+    assert not fixed.initial_deter.requires_grad
+    assert torch.equal(fixed.initial_state(2).deter, torch.zeros(2, 32))
+
+
+def test_rssm_logits_are_unimixed(rssm, rssm_config):
+    K, u = rssm_config.classes, rssm_config.unimix
+    with torch.no_grad():  # make the raw distributions extremely peaked
+        rssm.posterior_net[-1].weight.mul_(1000)
+        rssm.prior_net[-1].weight.mul_(1000)
+    _, post, prior = rssm.observe(*_inputs())
+    for logits in (post, prior):
+        probs = logits.exp()
+        assert torch.allclose(probs.sum(-1), torch.ones(probs.shape[:-1]), atol=1e-5)
+        assert probs.min().item() >= u / K - 1e-6
+        assert probs.max().item() > 0.95  # peaked, so the floor is what holds the minimum up
