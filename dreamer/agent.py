@@ -292,7 +292,14 @@ class DreamerAgent(nn.Module):
                 feats = traj.feats  # (H + 1, N, F)
                 rewards = wm.twohot.decode_logits(traj.reward_logits)  # (H, N): r_1..r_H
                 cont = torch.sigmoid(traj.cont_logits.float())  # (H, N): c_1..c_H
-                values = self.value_twohot.decode_logits(self.critic(feats))  # (H + 1, N)
+                if reinforce:
+                    # one critic pass serves both the targets and the critic loss
+                    self.critic.requires_grad_(True)
+                    value_logits = self.critic(feats.detach())  # (H + 1, N, bins)
+                    values = self.value_twohot.decode_logits(value_logits.detach())
+                else:
+                    # frozen critic; the return's gradient flows through its input
+                    values = self.value_twohot.decode_logits(self.critic(feats))  # (H + 1, N)
                 returns = lambda_returns(rewards, values, cont, ac.gamma, ac.lam)  # (H, N)
                 # w_t = c_0 * c_1 * ... * c_t: a state after a predicted episode end weighs 0.
                 weight = torch.cumprod(torch.cat([start_cont[None], cont[:-1]]), 0).detach()
@@ -315,7 +322,7 @@ class DreamerAgent(nn.Module):
 
         with self._autocast():
             feats_sg = feats[:-1].detach()
-            logits = self.critic(feats_sg)  # (H, N, bins)
+            logits = value_logits[:-1] if reinforce else self.critic(feats_sg)  # (H, N, bins)
             with torch.no_grad():
                 slow = self.value_twohot.decode_logits(self.slow_critic(feats_sg))
             target = returns.detach()

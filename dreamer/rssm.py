@@ -173,7 +173,7 @@ class RSSM(nn.Module):
         B, T = embed.shape[:2]
         state = state if state is not None else self.initial_state(B)
         # Noise for every step drawn at once: the loop body is pure network work.
-        uniform = torch.rand(B, T, self.config.stoch, self.config.classes, device=embed.device)
+        uniform = torch.rand(B, T, self.config.stoch, 1, device=embed.device)
         keep = 1.0 - is_first.float().unsqueeze(-1)  # (B, T, 1)
         prev_action = prev_action * keep
         init = self.initial_state(B)
@@ -224,7 +224,7 @@ def imagine_rollout(
     """
     N = start_states.deter.shape[0]
     c = rssm.config
-    uniform = torch.rand(horizon, N, c.stoch, c.classes, device=start_states.deter.device)
+    uniform = torch.rand(horizon, N, c.stoch, 1, device=start_states.deter.device)
     state = start_states
     deters, stochs, actions = [state.deter], [state.stoch], []
     for t in range(horizon):

@@ -137,16 +137,18 @@ def unimix_logits(logits: Tensor, unimix: float) -> Tensor:
 def sample_onehot(logits: Tensor, uniform: Tensor | None = None) -> Tensor:
     """One-hot sample with straight-through gradients: onehot + probs - sg(probs).
 
-    Sampling uses the Gumbel-max trick (argmax of logits + Gumbel noise), which is one fused
-    elementwise pass instead of torch.multinomial. `uniform` (same shape, in (0, 1)) may be
+    Sampling inverts the CDF: the class is the number of cumulative probabilities below one
+    uniform number per variable. That needs K times fewer random numbers than Gumbel-max and
+    no logarithms, and avoids torch.multinomial. `uniform` (shape (..., 1), in [0, 1)) may be
     drawn in advance for a whole sequence to keep the per-step loop free of RNG calls.
     """
-    if uniform is None:
-        uniform = torch.rand_like(logits)
-    gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
-    index = (logits.detach() + gumbel).argmax(-1, keepdim=True)
-    onehot = torch.zeros_like(logits).scatter_(-1, index, 1.0)
     probs = torch.softmax(logits, -1)
+    if uniform is None:
+        uniform = torch.rand_like(logits[..., :1])
+    cdf = probs.detach().cumsum(-1)  # (..., K)
+    # scale by the total so float rounding of the cdf never leaves a draw past the last class
+    index = (cdf < uniform * cdf[..., -1:]).sum(-1, keepdim=True).clamp_(max=logits.shape[-1] - 1)
+    onehot = torch.zeros_like(logits).scatter_(-1, index, 1.0)
     # (probs - sg(probs)) is exactly 0 forward, so the sample stays an exact one-hot in float32.
     return onehot + (probs - probs.detach())
 

@@ -98,7 +98,7 @@ def test_observe_reset_ignores_state_and_previous_action(rssm):
     torch.manual_seed(5)
     states, post, prior = rssm.observe(embed, prev_action, is_first)
     torch.manual_seed(5)
-    uniform = torch.rand(B, T, rssm.config.stoch, rssm.config.classes)  # observe's noise
+    uniform = torch.rand(B, T, rssm.config.stoch, 1)  # observe's noise
     # A single obs_step from the initial state on that step alone gives the same state.
     one, one_post, one_prior = rssm.obs_step(
         rssm.initial_state(B), prev_action[:, t], embed[:, t], torch.ones(B, dtype=torch.bool)
