@@ -1,0 +1,219 @@
+"""Benchmark one training update on synthetic data: `python -m dreamer.bench [--preset xs]`.
+
+Prints one JSON line: parameters, median / p90 ms per update, the split world model /
+imagination / actor-critic, updates per second, FLOPs per update and achieved FLOP/s, peak RSS,
+torch version, threads, device and precision. Presets: `xs` (sheeprl's smallest DreamerV3:
+deter 256, 32x32 latents, units 256, batch 16 x 64, horizon 15) and one per numbered script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+
+from .agent import DreamerAgent
+from .config import DreamerConfig, RSSMConfig
+from .envs import resolve_device
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# preset -> (script file, config function, obs dim, action dim, discrete)
+SCRIPT_PRESETS = {
+    "cartpole": ("02_dreamer_cartpole.py", "cartpole_config", 4, 2, True),
+    "pendulum": ("03_dreamer_pendulum.py", "pendulum_config", 3, 1, False),
+    "acrobot": ("05_dreamer_acrobot.py", "acrobot_config", 6, 3, True),
+    "lunar": ("06_dreamer_lunar_lander.py", "lunar_lander_config", 8, 4, True),
+}
+
+
+def xs_config() -> DreamerConfig:
+    config = DreamerConfig()
+    config.world_model.rssm = RSSMConfig(deter=256, stoch=32, classes=32, units=256)
+    config.world_model.units = config.actor_critic.units = 256
+    config.replay.batch_size, config.replay.seq_len = 16, 64
+    config.actor_critic.horizon = 15
+    return config
+
+
+def script_config(preset: str) -> tuple[DreamerConfig, int, int, bool]:
+    path, fn, obs_dim, action_dim, discrete = SCRIPT_PRESETS[preset]
+    spec = importlib.util.spec_from_file_location(f"script_{preset}", os.path.join(ROOT, path))
+    if spec is None or not os.path.exists(os.path.join(ROOT, path)):
+        raise ValueError(f"preset '{preset}' needs {path} in {ROOT}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, fn)(), obs_dim, action_dim, discrete
+
+
+def spaces(obs_dim: int, action_dim: int, discrete: bool) -> tuple:
+    from gymnasium import spaces as s
+
+    obs = s.Box(-np.inf, np.inf, (obs_dim,), np.float32)
+    act = s.Discrete(action_dim) if discrete else s.Box(-1.0, 1.0, (action_dim,), np.float32)
+    return obs, act
+
+
+def synthetic_batch(config: DreamerConfig, obs_dim: int, action_dim: int, discrete: bool) -> dict:
+    rng = np.random.default_rng(0)
+    B, T = config.replay.batch_size, config.replay.seq_len
+    if discrete:
+        action = np.eye(action_dim, dtype=np.float32)[rng.integers(action_dim, size=(B, T))]
+    else:
+        action = rng.uniform(-1, 1, (B, T, action_dim)).astype(np.float32)
+    is_first = np.zeros((B, T), bool)
+    is_first[:, 0] = True
+    return {
+        "obs": rng.normal(size=(B, T, obs_dim)).astype(np.float32),
+        "action": action,
+        "prev_action": np.concatenate([np.zeros_like(action[:, :1]), action[:, :-1]], 1),
+        "reward": rng.normal(size=(B, T)).astype(np.float32),
+        "is_first": is_first,
+        "is_terminal": np.zeros((B, T), bool),
+        "is_last": np.zeros((B, T), bool),
+    }
+
+
+def _timed(fn: object, sync: object) -> float:
+    start = time.perf_counter()
+    fn()
+    sync()
+    return (time.perf_counter() - start) * 1000.0
+
+
+def run(args: argparse.Namespace) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    if args.preset == "xs":
+        config, obs_dim, action_dim, discrete = xs_config(), args.obs_dim, args.action_dim, True
+        discrete = not args.continuous
+    elif args.preset in SCRIPT_PRESETS:
+        config, obs_dim, action_dim, discrete = script_config(args.preset)
+    else:
+        config, obs_dim, action_dim = DreamerConfig(), args.obs_dim, args.action_dim
+        discrete = not args.continuous
+    c = config
+    for key, value in [("deter", args.deter), ("stoch", args.stoch), ("classes", args.classes)]:
+        if value is not None:
+            setattr(c.world_model.rssm, key, value)
+    if args.units is not None:
+        c.world_model.rssm.units = c.world_model.units = c.actor_critic.units = args.units
+    if args.layers is not None:
+        c.world_model.layers = c.actor_critic.layers = args.layers
+    if args.batch is not None:
+        c.replay.batch_size = args.batch
+    if args.seq_len is not None:
+        c.replay.seq_len = args.seq_len
+    if args.horizon is not None:
+        c.actor_critic.horizon = args.horizon
+    c.train.precision = args.precision
+    device = resolve_device(args.device)
+    agent = DreamerAgent(*spaces(obs_dim, action_dim, discrete), c, device)
+    batch = agent.batch_to_torch(synthetic_batch(c, obs_dim, action_dim, discrete))
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    for _ in range(args.warmup):
+        agent.train_step(batch)
+    sync()
+    totals = [_timed(lambda: agent.train_step(batch), sync) for _ in range(args.updates)]
+
+    # The split: the world-model step alone, then imagination alone; actor-critic is the rest.
+    def world_model_step() -> None:
+        with agent._autocast():
+            loss, _, posts, _ = agent.world_model.loss(batch)
+        agent._step(agent.wm_opt, loss, c.world_model.grad_clip)
+        world_model_step.start = posts.detach().flatten()
+
+    def imagination() -> None:
+        with agent._autocast(), torch.no_grad():
+            agent._imagine(world_model_step.start)
+
+    wm_ms = [_timed(world_model_step, sync) for _ in range(max(3, args.updates // 3))]
+    imag_ms = [_timed(imagination, sync) for _ in range(max(3, args.updates // 3))]
+    median = statistics.median(totals)
+    flops = count_flops(agent, batch)
+    return {
+        "preset": args.preset,
+        "params": sum(p.numel() for p in agent.parameters()),
+        "median_ms": round(median, 1),
+        "p90_ms": round(float(np.percentile(totals, 90)), 1),
+        "world_model_ms": round(statistics.median(wm_ms), 1),
+        "imagination_ms": round(statistics.median(imag_ms), 1),
+        "actor_critic_ms": round(median - statistics.median(wm_ms), 1),
+        "updates_per_s": round(1000.0 / median, 2),
+        "gflop_per_update": round(flops / 1e9, 1),
+        "achieved_gflop_s": round(flops / 1e9 / (median / 1000.0), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "precision": args.precision,
+        "sizes": {
+            "deter": c.world_model.rssm.deter,
+            "stoch": c.world_model.rssm.stoch,
+            "classes": c.world_model.rssm.classes,
+            "units": c.world_model.units,
+            "layers": c.world_model.layers,
+            "batch": c.replay.batch_size,
+            "seq_len": c.replay.seq_len,
+            "horizon": c.actor_critic.horizon,
+            "actor_grad": agent.actor_grad,
+        },
+    }
+
+
+def count_flops(agent: DreamerAgent, batch: dict) -> int:
+    """FLOPs of one update by torch's flop counter (matmuls and convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        agent.train_step(batch)
+    return counter.get_total_flops()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", default="xs", choices=["xs", "default", *SCRIPT_PRESETS])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--deter", type=int)
+    p.add_argument("--stoch", type=int)
+    p.add_argument("--classes", type=int)
+    p.add_argument("--units", type=int)
+    p.add_argument("--layers", type=int)
+    p.add_argument("--batch", type=int)
+    p.add_argument("--seq-len", type=int)
+    p.add_argument("--horizon", type=int)
+    p.add_argument("--obs-dim", type=int, default=4)
+    p.add_argument("--action-dim", type=int, default=2)
+    p.add_argument("--continuous", action="store_true", help="Box actions (dynamics backprop)")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--updates", type=int, default=10)
+    p.add_argument("--threads", type=int)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        print(json.dumps(run(args)))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

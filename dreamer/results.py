@@ -1,0 +1,130 @@
+"""Summarise finished runs into results/ and the README table: `python -m dreamer.results`.
+
+For each env with runs under runs/<env>/<name>-seed<k>/ (result.json + metrics.csv):
+results/<env>/summary.json (per seed: env steps at which eval first reached the threshold, eval
+mean at the end, wall time, updates, command, git commit) and results/<env>/curves.png (eval
+curves of all seeds, threshold drawn). The README table between the RESULTS markers is rewritten
+from those summaries; nothing in it is typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import math
+import os
+import re
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .plotting import read_metrics  # noqa: E402
+
+START, END = "<!-- RESULTS:START -->", "<!-- RESULTS:END -->"
+
+
+def summarise_env(env_dir: str, name: str, out_dir: str) -> dict | None:
+    runs = sorted(glob.glob(os.path.join(env_dir, f"{name}-seed*", "result.json")))
+    if not runs:
+        return None
+    seeds, curves = [], []
+    for path in runs:
+        with open(path) as f:
+            result = json.load(f)
+        rows = read_metrics(os.path.join(os.path.dirname(path), "metrics.csv"))
+        evals = [(r["env_step"], r["eval_mean"]) for r in rows if not math.isnan(r["eval_mean"])]
+        curves.append((result["seed"], evals))
+        seeds.append(
+            {
+                "seed": result["seed"],
+                "steps_to_threshold": result["steps_to_threshold"],
+                "final_eval": result["final_eval"],
+                "best_eval": result["best_eval"],
+                "env_steps": result["env_steps"],
+                "updates": result["updates"],
+                "wall_time_s": result["wall_time"],
+                "command": result["command"],
+                "git_commit": result["git_commit"],
+                "threads": result["threads"],
+                "torch": result["torch"],
+            }
+        )
+    env_id = result["env_id"]
+    threshold = result["config"]["train"]["threshold"]
+    summary = {"env_id": env_id, "threshold": threshold, "run_name": name, "seeds": seeds}
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for seed, evals in curves:
+        if evals:
+            ax.plot(*zip(*evals, strict=True), marker="o", ms=3, label=f"seed {seed}")
+    if threshold is not None:
+        ax.axhline(threshold, color="C3", ls="--", lw=1, label=f"threshold {threshold:g}")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("eval return (10 episodes, policy mode)")
+    ax.set_title(f"DreamerV3 on {env_id}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "curves.png"), dpi=90)
+    plt.close(fig)
+    return summary
+
+
+def table(summaries: list[dict]) -> str:
+    lines = [
+        "| env | threshold | seeds | env steps to threshold (per seed) | final eval (per seed) "
+        "| wall time per seed (min) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        steps = ", ".join("-" if x["steps_to_threshold"] is None else f"{x['steps_to_threshold']:,}"
+                          for x in s["seeds"])  # fmt: skip
+        finals = ", ".join("-" if x["final_eval"] is None else f"{x['final_eval']:.0f}"
+                           for x in s["seeds"])  # fmt: skip
+        walls = ", ".join(f"{x['wall_time_s'] / 60:.0f}" for x in s["seeds"])
+        lines.append(
+            f"| {s['env_id']} | {s['threshold']:g} | {len(s['seeds'])} | {steps} | {finals} "
+            f"| {walls} |"
+        )
+    return "\n".join(lines)
+
+
+def update_readme(readme: str, text: str) -> None:
+    with open(readme) as f:
+        content = f.read()
+    if START not in content or END not in content:
+        raise ValueError(f"{readme} has no {START} ... {END} markers")
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    content = pattern.sub(lambda _: f"{START}\n{text}\n{END}", content)
+    with open(readme, "w") as f:
+        f.write(content)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Summarise runs/ into results/ and the README.")
+    p.add_argument("--runs", default="runs")
+    p.add_argument("--results", default="results")
+    p.add_argument("--name", default="default", help="run name: runs/<env>/<name>-seed<k>")
+    p.add_argument("--readme", default="README.md")
+    args = p.parse_args(argv)
+    summaries = []
+    for env_dir in sorted(glob.glob(os.path.join(args.runs, "*"))):
+        env = os.path.basename(env_dir)
+        summary = summarise_env(env_dir, args.name, os.path.join(args.results, env))
+        if summary:
+            summaries.append(summary)
+            print(f"{env}: {len(summary['seeds'])} seed(s) -> {args.results}/{env}/")
+    if not summaries:
+        print(f"error: no finished runs named '{args.name}' under {args.runs}/", file=sys.stderr)
+        return 2
+    update_readme(args.readme, table(summaries))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

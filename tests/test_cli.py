@@ -1,0 +1,75 @@
+"""Smoke training runs and command-line errors (subprocesses, as a user runs them)."""
+
+import csv
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(args, tmp_path, timeout=240):
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    return subprocess.run(
+        [sys.executable, *args], cwd=tmp_path, capture_output=True, text=True, timeout=timeout,
+        env=env,
+    )  # fmt: skip
+
+
+def assert_finite_run(logdir):
+    for name in ("latest.pt", "best.pt", "metrics.csv", "curve.png", "config.json", "result.json"):
+        assert os.path.exists(os.path.join(logdir, name)), name
+    with open(os.path.join(logdir, "metrics.csv")) as f:
+        rows = list(csv.DictReader(f))
+    trained = [r for r in rows if r.get("loss/dec")]
+    assert trained, "no update was logged"
+    for row in trained:
+        for key in ("loss/dec", "loss/rew", "loss/con", "loss/actor", "loss/critic", "kl"):
+            assert math.isfinite(float(row[key])), (key, row[key])
+    assert any(r["eval_mean"] for r in rows)
+
+
+def test_cartpole_quick_run_writes_finite_outputs(tmp_path):
+    logdir = tmp_path / "cp"
+    out = run([os.path.join(ROOT, "02_dreamer_cartpole.py"), "--quick", "--no-progress",
+               "--logdir", str(logdir)], tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert_finite_run(logdir)
+
+
+def test_generic_entry_point_continuous_quick_run(tmp_path):
+    """python -m dreamer on Pendulum: Box actions, dynamics-backprop actor."""
+    logdir = tmp_path / "pd"
+    out = run(["-m", "dreamer", "--env", "Pendulum-v1", "--quick", "--steps", "600",
+               "--no-progress", "--logdir", str(logdir)], tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert_finite_run(logdir)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--env", "NoSuchEnv-v0"], "cannot make environment"),
+        (["--env", "Blackjack-v1"], "unsupported observation space Tuple"),
+        (["--env", "CartPole-v1", "--steps", "0"], "steps must be positive"),
+        (["--env", "CartPole-v1", "--device", "tpu"], "unknown device"),
+        (["--env", "CartPole-v1", "--resume", "--logdir", "nowhere"], "nothing to resume"),
+    ],
+)
+def test_bad_input_gives_one_line_error(tmp_path, args, message):
+    out = run(["-m", "dreamer", *args, "--no-progress"], tmp_path, timeout=60)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert message in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="checks the message on CPU-only machines"
+)
+def test_cuda_without_gpu_suggests_cpu(tmp_path):
+    out = run(["-m", "dreamer", "--env", "CartPole-v1", "--device", "cuda"], tmp_path, 60)
+    assert out.returncode == 2 and "use --device cpu" in out.stderr
