@@ -69,10 +69,6 @@ class SequenceReplayBuffer:
         self._size = min(self._size + 1, self.capacity)
         self.total_added += 1
 
-    def set_last_action(self, action: np.ndarray) -> None:
-        """Fill in a_t for the most recent step once the agent has chosen it."""
-        self._data["action"][(self._ptr - 1) % self.capacity] = action
-
     def _physical(self, logical: np.ndarray) -> np.ndarray:
         """Insertion-order index (0 = oldest kept) -> array index."""
         oldest = self._ptr if self._size == self.capacity else 0
