@@ -113,11 +113,10 @@ def test_sample_before_seq_len_steps_raises():
         SequenceReplayBuffer(capacity=5, seq_len=10)
 
 
-def test_set_last_action_and_state_dict_roundtrip():
+def test_actions_stay_with_their_step_and_state_dict_roundtrip():
     buf = SequenceReplayBuffer(capacity=20, seq_len=4)
     for g in range(25):
-        buf.add(np.array([g], np.float32), np.zeros(2, np.float32), 0.0, g % 6 == 0, False)
-        buf.set_last_action(np.array([g, 2 * g], np.float32))
+        buf.add(np.array([g], np.float32), np.array([g, 2 * g], np.float32), 0.0, g % 6 == 0, False)
     batch = buf.sample(64, np.random.default_rng(3))
     g = batch["obs"][..., 0]
     assert np.array_equal(batch["action"][..., 0], g)
