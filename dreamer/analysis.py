@@ -1,0 +1,122 @@
+"""What a world model has learned: episode collection and open-loop predictions.
+
+Used by 01_world_model_demo.py and 04_visualize.py. Open-loop prediction (paper Fig. 5 idea):
+filter a context of real steps with the posterior, then roll the prior forward on the recorded
+actions without seeing observations, and decode observation, reward and continue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .agent import WorldModel
+from .envs import model_to_env_action, random_model_action
+from .replay_buffer import SequenceReplayBuffer
+from .rssm import State
+from .utils import symexp
+
+
+def collect_episode(env: Any, policy: Any, seed: int, rng: np.random.Generator) -> dict:
+    """One episode in replay format: (T, ...) arrays obs, action, prev_action, reward, flags.
+
+    `policy(obs, is_first)` returns a model action, or None for a random one.
+    """
+    obs, _ = env.reset(seed=seed)
+    steps: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "is_first", "is_terminal")}
+    reward, is_first, done, terminated = 0.0, True, False, False
+    frames = []
+    while True:
+        action = None if done else policy(obs, is_first)
+        if action is None:
+            action = random_model_action(env.action_space, rng)
+        if done:
+            action = np.zeros_like(action)
+        steps["obs"].append(np.asarray(obs, np.float32))
+        steps["action"].append(action)
+        steps["reward"].append(reward)
+        steps["is_first"].append(is_first)
+        steps["is_terminal"].append(done and terminated)
+        if env.render_mode == "rgb_array":
+            frames.append(env.render())
+        if done:
+            break
+        obs, reward, terminated, truncated, _ = env.step(
+            model_to_env_action(action, env.action_space)
+        )
+        reward, is_first, done = float(reward), False, terminated or truncated
+    episode = {k: np.asarray(v, np.float32) for k, v in steps.items()}
+    episode["prev_action"] = np.concatenate(
+        [np.zeros_like(episode["action"][:1]), episode["action"][:-1]]
+    )
+    if frames:
+        episode["frames"] = np.asarray(frames)
+    return episode
+
+
+def fill_replay(replay: SequenceReplayBuffer, episode: dict) -> None:
+    n = len(episode["obs"])
+    for t in range(n):
+        replay.add(
+            episode["obs"][t],
+            episode["action"][t],
+            episode["reward"][t],
+            bool(episode["is_first"][t]),
+            bool(episode["is_terminal"][t]),
+            t == n - 1,
+        )
+
+
+@torch.no_grad()
+def open_loop(wm: WorldModel, episode: dict, start: int, context: int, horizon: int) -> dict:
+    """Posterior over steps [start, start + context), then the prior for `horizon` steps.
+
+    Returns predicted and real obs (horizon, O), reward (horizon,), continue (horizon,), and the
+    imagined model states (horizon, F) for the predicted steps.
+    """
+    device = next(wm.parameters()).device
+
+    def seq(key: str, lo: int, hi: int) -> torch.Tensor:
+        return torch.as_tensor(episode[key][lo:hi], device=device)[None]
+
+    end = start + context
+    is_first = seq("is_first", start, end).clone()
+    is_first[:, 0] = 1.0  # the context starts from the initial state
+    states, _, _ = wm.rssm.observe(
+        wm.encoder(seq("obs", start, end)),
+        seq("prev_action", start, end) * (1 - is_first[..., None]),
+        is_first,
+    )
+    state = State(states.deter[:, -1], states.stoch[:, -1])
+    feats = []
+    for t in range(end, end + horizon):
+        state = wm.rssm.imagine_step(state, seq("prev_action", t, t + 1)[:, 0])
+        feats.append(state.feat)
+    feat = torch.cat(feats)  # (horizon, F)
+    return {
+        "obs_pred": symexp(wm.decoder(feat)).cpu().numpy(),
+        "obs_real": episode["obs"][end : end + horizon],
+        "reward_pred": wm.twohot.decode_logits(wm.reward_head(feat)).cpu().numpy(),
+        "reward_real": episode["reward"][end : end + horizon],
+        "cont_pred": torch.sigmoid(wm.continue_head(feat)).cpu().numpy(),
+        "cont_real": 1.0 - episode["is_terminal"][end : end + horizon],
+        "feat": feat.cpu().numpy(),
+    }
+
+
+def error_by_horizon(
+    wm: WorldModel, episodes: list[dict], context: int, horizon: int
+) -> np.ndarray:
+    """Mean squared error in symlog space of open-loop obs predictions at horizons 1..K."""
+    errors = []
+    for ep in episodes:
+        for start in range(0, len(ep["obs"]) - context - horizon, 5):
+            out = open_loop(wm, ep, start, context, horizon)
+            pred = np.sign(out["obs_pred"]) * np.log1p(np.abs(out["obs_pred"]))
+            real = np.sign(out["obs_real"]) * np.log1p(np.abs(out["obs_real"]))
+            errors.append(((pred - real) ** 2).mean(-1))
+    if not errors:
+        raise ValueError(f"no episode is longer than context + horizon = {context + horizon} steps")
+    return np.mean(errors, 0)
