@@ -38,6 +38,27 @@ def test_cartpole_quick_run_writes_finite_outputs(tmp_path):
                "--logdir", str(logdir)], tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     assert_finite_run(logdir)
+    # 04 visualises that agent: t-SNE, dream vs real, GIF of it playing.
+    vis = tmp_path / "vis"
+    out = run([os.path.join(ROOT, "04_visualize.py"), "--quick", "--checkpoint",
+               str(logdir / "latest.pt"), "--outdir", str(vis)], tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    for name in ("tsne.png", "dream.png", "episode.gif"):
+        assert (vis / name).stat().st_size > 1000, name
+
+
+def test_world_model_demo_quick(tmp_path):
+    out = run([os.path.join(ROOT, "01_world_model_demo.py"), "--quick", "--logdir",
+               str(tmp_path / "wm")], tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    for name in ("open_loop.png", "error_horizon.png", "losses.png", "world_model.pt"):
+        assert (tmp_path / "wm" / name).exists(), name
+
+
+def test_visualize_without_checkpoint_names_the_script(tmp_path):
+    out = run([os.path.join(ROOT, "04_visualize.py"), "--env", "Acrobot-v1"], tmp_path, 60)
+    assert out.returncode == 2 and "05_dreamer_acrobot.py" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
 
 
 def test_generic_entry_point_continuous_quick_run(tmp_path):
