@@ -252,11 +252,16 @@ class DreamerAgent(nn.Module):
         metrics: dict[str, Tensor] = {}
         with self._autocast():
             wm_loss, wm_losses, posts, kl = self.world_model.loss(batch)
+        skipped = self.skipped_updates
         metrics["grad_norm/world_model"] = self._step(
             self.wm_opt, wm_loss, self.config.world_model.grad_clip
         )
         metrics.update({f"loss/{key}": value.detach() for key, value in wm_losses.items()})
         metrics["kl"] = kl
+        if self.skipped_updates > skipped:
+            # non-finite world model: its states would poison the actor and critic too
+            self.updates += 1
+            return {key: float(value) for key, value in metrics.items()}
         start = posts.detach().flatten()  # (B*T, ...): every posterior state starts a dream
         start_cont = 1.0 - batch["is_terminal"].flatten()  # a terminal start carries no weight
         metrics.update(self._train_actor_critic(start, start_cont))

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import RSSMConfig
@@ -177,14 +178,23 @@ class RSSM(nn.Module):
         keep = 1.0 - is_first.float().unsqueeze(-1)  # (B, T, 1)
         prev_action = prev_action * keep
         init = self.initial_state(B)
+        # Hoist the input-only halves of two Linears out of the loop: W [z, a] = W_z z + W_a a
+        # and W [h, e] = W_h h + W_e e, with the a- and e-parts done for all T in one matmul.
+        img_w = self.img_in[0].weight  # (units, G*K + A)
+        post_w = self.posterior_net[0].weight  # (units, D + E)
+        S, D = self.stoch_dim, self.config.deter
+        action_part = F.linear(prev_action, img_w[:, S:])  # (B, T, units)
+        embed_part = F.linear(embed, post_w[:, D:])  # (B, T, units)
+        img_rest, post_rest = self.img_in[1:], self.posterior_net[1:]
         deters, stochs, posts = [], [], []
         for t in range(T):
             # Reset at episode starts: blend toward the initial state (no Python branch).
             deter = keep[:, t] * state.deter + (1.0 - keep[:, t]) * init.deter
-            state = State(deter, keep[:, t] * state.stoch)
-            deter = self.recurrent(state, prev_action[:, t])  # (B, D)
-            post = self.posterior_logits(deter, embed[:, t])  # (B, G, K)
-            state = State(deter, self._sample(post, uniform[:, t]))
+            stoch = keep[:, t] * state.stoch
+            x = img_rest(F.linear(stoch, img_w[:, :S]) + action_part[:, t])
+            deter = self.gru(x, deter)  # (B, D): h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}])
+            post = self._logits(post_rest(F.linear(deter, post_w[:, :D]) + embed_part[:, t]))
+            state = State(deter, self._sample(post, uniform[:, t]))  # z_t ~ q(z_t | h_t, e_t)
             deters.append(deter)
             stochs.append(state.stoch)
             posts.append(post)

@@ -18,6 +18,7 @@ import csv
 import json
 import math
 import os
+import pickle
 import random
 import signal
 import subprocess
@@ -103,6 +104,7 @@ class Trainer:
         self.last_return = math.nan
         self.consecutive_skips = 0
         self._stop_signal: str | None = None
+        self._episode: dict | None = None  # obs, reward, is_first, agent state, return
         os.makedirs(logdir, exist_ok=True)
         self.latest_path = os.path.join(logdir, "latest.pt")
         self.best_path = os.path.join(logdir, "best.pt")
@@ -148,6 +150,7 @@ class Trainer:
                 "steps_to_threshold": self.steps_to_threshold,
                 "last_eval": self.last_eval,
             },
+            "episode": self._episode_checkpoint(),
             "rng": {
                 "python": random.getstate(),
                 "numpy_global": np.random.get_state(),
@@ -168,15 +171,20 @@ class Trainer:
                 f"checkpoint is for {state['env_id']}, not {self.env_id}: use another --logdir"
             )
         diffs = config_diff(state["agent"]["config"], config_to_dict(self.config))
+        diffs = [d for d in diffs if not d.startswith("train.steps:")]  # extending a run is fine
         if diffs:
             raise ValueError("cannot resume with a different config: " + "; ".join(diffs))
-        self.agent.load_checkpoint_state(state["agent"])
+        self.agent.load_checkpoint_state(state["agent"], strict_config=False)
         self.replay.load_state_dict(state["replay"])
         c = state["counters"]
         self.env_step, self.episodes = c["env_step"], c["episodes"]
         self.update_debt, self.wall_offset = c["update_debt"], c["wall_time"]
         self.best_eval, self.steps_to_threshold = c["best_eval"], c["steps_to_threshold"]
         self.last_eval = c["last_eval"]
+        episode = state.get("episode")
+        if episode is not None:  # continue the interrupted episode exactly
+            self.env = pickle.loads(episode.pop("env"))
+            self._episode = episode
         rng = state["rng"]
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy_global"])
@@ -210,8 +218,15 @@ class Trainer:
                 self.consecutive_skips = 0
 
     def evaluate(self, episodes: int | None = None) -> tuple[float, float]:
-        """Mean and std return of the policy's mode over `episodes` fresh episodes, batched."""
-        episodes = episodes or self.config.train.eval_episodes
+        """Mean and std return of the policy's mode over `episodes` fresh episodes, batched.
+
+        Runs on its own torch RNG stream, so evaluating (or not) never changes training.
+        """
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed + self.env_step)
+            return self._evaluate(episodes or self.config.train.eval_episodes)
+
+    def _evaluate(self, episodes: int) -> tuple[float, float]:
         envs = [make_env(self.eval_env_id) for _ in range(episodes)]
         base = 10_000 * (self.seed + 1) + self.env_step  # new but reproducible episodes
         obs = np.stack([env.reset(seed=base + i)[0] for i, env in enumerate(envs)])
@@ -243,9 +258,9 @@ class Trainer:
             "eval_std": eval_result[1] if eval_result else "",
             "skipped_updates": self.agent.skipped_updates,
         }
-        if pending:
-            for key in pending[0]:
-                row[key] = float(np.mean([m[key] for m in pending]))
+        keys = dict.fromkeys(key for metrics in pending for key in metrics)
+        for key in keys:  # a skipped (non-finite) update reports world-model keys only
+            row[key] = float(np.mean([m[key] for m in pending if key in m]))
         new = not os.path.exists(self.metrics_path)
         if not new:
             with open(self.metrics_path, newline="") as f:
@@ -285,6 +300,22 @@ class Trainer:
             self.best_eval = mean
             atomic_torch_save(self.agent.checkpoint_state(), self.best_path)
 
+    def _reset_episode(self) -> dict:
+        """Start an episode; seeds follow the episode count, so a resumed run matches."""
+        obs, _ = self.env.reset(seed=self.seed + self.episodes)
+        self._episode = {"obs": obs, "reward": 0.0, "is_first": True, "state": None, "return": 0.0}
+        return self._episode
+
+    def _episode_checkpoint(self) -> dict | None:
+        """The running episode: env (if picklable, as classic-control envs are) + agent state."""
+        if self._episode is None:
+            return None
+        try:
+            env = pickle.dumps(self.env)
+        except Exception:  # Box2D and other C-backed envs cannot be pickled
+            return None
+        return {"env": env, **self._episode}
+
     def _handle_signal(self, signum: int, frame: Any) -> None:
         self._stop_signal = signal.Signals(signum).name
 
@@ -307,29 +338,30 @@ class Trainer:
         }
         bar = _progress(tc.steps, self.env_step, self.progress)
         pending: list[dict] = []
-        obs, _ = self.env.reset(seed=self.seed + self.episodes)
-        reward, is_first, state, episode_return = 0.0, True, None, 0.0
+        if self._episode is None:
+            self._reset_episode()
+        ep = self._episode
         try:
             while self.env_step < tc.steps and self._stop_signal is None:
                 if len(self.replay) < tc.prefill:
                     action = random_model_action(self.env.action_space, self.rng)
                 else:
-                    model_action, state = self.agent.policy(obs, state, [is_first])
+                    model_action, ep["state"] = self.agent.policy(
+                        ep["obs"], ep["state"], [ep["is_first"]]
+                    )
                     action = model_action[0].cpu().numpy()
-                self.replay.add(obs, action, reward, is_first, False)
+                self.replay.add(ep["obs"], action, ep["reward"], ep["is_first"], False)
                 env_action = model_to_env_action(action, self.env.action_space)
                 obs, reward, term, trunc, _ = self.env.step(env_action)
-                reward = float(reward)
-                episode_return += reward
+                ep.update(obs=obs, reward=float(reward), is_first=False)
+                ep["return"] += float(reward)
                 self.env_step += 1
-                is_first = False
                 if term or trunc:
                     # final observation: no action follows; the continue target is 1 - term
-                    self.replay.add(obs, np.zeros_like(action), reward, False, term, True)
+                    self.replay.add(obs, np.zeros_like(action), float(reward), False, term, True)
                     self.episodes += 1
-                    self.last_return = episode_return
-                    obs, _ = self.env.reset(seed=self.seed + self.episodes)
-                    reward, is_first, state, episode_return = 0.0, True, None, 0.0
+                    self.last_return = ep["return"]
+                    ep = self._reset_episode()
                 if len(self.replay) >= max(tc.prefill, self.config.replay.seq_len):
                     self._train(pending)
                 eval_result = None

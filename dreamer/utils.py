@@ -63,7 +63,8 @@ class TwohotEncoder(nn.Module):
         """(*S,) raw values -> (*S, num_bins) twohot weights of symlog(values)."""
         x = symlog(values.float()).clamp(self.low, self.high)
         pos = (x - self.low) / (self.high - self.low) * (self.num_bins - 1)  # fractional bin
-        below = pos.floor().clamp(0, self.num_bins - 2)
+        # NaN inputs keep NaN weights (so the NaN guard sees them) but a valid index
+        below = pos.nan_to_num(0.0).floor().clamp(0, self.num_bins - 2)
         frac = (pos - below).unsqueeze(-1)  # weight of the upper neighbour
         below = below.long().unsqueeze(-1)
         target = torch.zeros(*values.shape, self.num_bins, device=values.device)
