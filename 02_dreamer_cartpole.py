@@ -4,7 +4,7 @@ Teaches: the whole loop on the simplest control task. The agent never trains its
 transitions: it learns a world model from replay and improves the actor in imagination.
 Threshold: eval mean (10 episodes, policy mode) >= 475.
 
-    python 02_dreamer_cartpole.py            # the run that solves it (20k env steps)
+    python 02_dreamer_cartpole.py            # the run that solves it (10k env steps)
     python 02_dreamer_cartpole.py --quick    # one-minute tour of every part
 """
 
@@ -22,8 +22,14 @@ def cartpole_config() -> DreamerConfig:
     config.actor_critic.units = 128
     # Early episodes last 10-30 steps; 32-step windows waste less compute on resets.
     config.replay.seq_len = 32
-    config.train.steps = 20_000  # the bar: solved within 20k env steps
-    config.train.train_ratio = 256  # 0.5 updates per env step at B*T = 512
+    # Few updates per env step, so 3x the paper's learning rates (paper: 1e-4 / 3e-5 / 3e-5).
+    # Measured: eval 500 after 4k env steps and 759 updates, against 225 at 3k steps with
+    # the paper's rates at twice the train ratio (runs/tune, seed 0).
+    config.world_model.lr = 3e-4
+    config.actor_critic.actor_lr = 1e-4
+    config.actor_critic.critic_lr = 1e-4
+    config.train.train_ratio = 128  # 0.25 updates per env step at B*T = 512
+    config.train.steps = 10_000  # half the 20k bar: enough to show it solves and stays solved
     config.train.eval_every = 1_000  # a fine-grained curve for steps-to-threshold
     config.train.threshold = 475.0
     return config

@@ -21,9 +21,13 @@ def pendulum_config() -> DreamerConfig:
     config.world_model.rssm = RSSMConfig(deter=128, stoch=16, classes=16, units=128)
     config.world_model.units = 128
     config.actor_critic.units = 128
+    # Same reasoning as 02_dreamer_cartpole.py: few updates, 3x the paper's learning rates.
+    config.world_model.lr = 3e-4
+    config.actor_critic.actor_lr = 1e-4
+    config.actor_critic.critic_lr = 1e-4
     config.replay.seq_len = 32  # the swing-up dynamics are short-range; halves the unroll
     config.train.steps = 20_000  # the bar: solved within 20k env steps
-    config.train.train_ratio = 256  # 0.5 updates per env step at B*T = 512
+    config.train.train_ratio = 128  # 0.25 updates per env step at B*T = 512
     config.train.eval_every = 1_000
     config.train.threshold = -200.0
     return config
