@@ -24,6 +24,7 @@ from .agent import DreamerAgent
 from .config import DreamerConfig, RSSMConfig
 from .envs import resolve_device
 
+BENCH_START, BENCH_END = "<!-- BENCH:START -->", "<!-- BENCH:END -->"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # preset -> (script file, config function, obs dim, action dim, discrete)
 SCRIPT_PRESETS = {
@@ -202,12 +203,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--updates", type=int, default=10)
     p.add_argument("--threads", type=int)
+    p.add_argument("--table", action="store_true", help="all presets -> README table")
     return p
+
+
+def table(args: argparse.Namespace) -> str:
+    """Every preset in fp32 (and bf16 for xs): a markdown table, also saved as JSON lines."""
+    rows, lines = [], []
+    for preset, precision in [
+        ("xs", "fp32"),
+        ("xs", "bf16"),
+        *[(p, "fp32") for p in SCRIPT_PRESETS],
+    ]:
+        args.preset, args.precision = preset, precision
+        result = run(args)
+        rows.append(result)
+        print(json.dumps(result), file=sys.stderr)
+        s = result["sizes"]
+        lines.append(
+            f"| {preset} | {precision} | {s['deter']} / {s['stoch']}x{s['classes']} / {s['units']} "
+            f"| {s['batch']}x{s['seq_len']}, H {s['horizon']} | {result['params'] / 1e6:.2f}M "
+            f"| {result['median_ms']:.0f} | {result['world_model_ms']:.0f} "
+            f"| {result['imagination_ms']:.0f} | {result['gflop_per_update']} "
+            f"| {result['achieved_gflop_s']} |"
+        )
+    os.makedirs(os.path.join(ROOT, "results"), exist_ok=True)
+    with open(os.path.join(ROOT, "results", "bench.jsonl"), "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    r = rows[0]
+    header = (
+        f"`python -m dreamer.bench --table` on {os.cpu_count()} CPU cores, torch {r['torch']}, "
+        f"{r['threads']} threads, median of {args.updates} updates after {args.warmup} warm-up.\n\n"
+        "| preset | precision | deter / latents / units | batch, horizon | params | ms/update "
+        "| world model ms | imagination ms | GFLOP/update | GFLOP/s |\n"
+        "|---|---|---|---|---|---|---|---|---|---|"
+    )
+    return header + "\n" + "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.table:
+            from .results import update_readme
+
+            text = table(args)
+            print(text)
+            update_readme(os.path.join(ROOT, "README.md"), text, BENCH_START, BENCH_END)
+            return 0
         print(json.dumps(run(args)))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -73,7 +73,7 @@ class ActorCriticConfig:
     actor_grad: str = "auto"  # 'auto' | 'reinforce' | 'dynamics'
     slow_critic_rate: float = 0.02  # EMA rate of the slow critic per update
     slow_critic_reg: float = 1.0  # weight of CE toward the slow critic's prediction
-    replay_critic: float = 0.0  # 2025 recipe: 0.3, critic also trained on replay returns
+    # (2025 recipe also trains the critic on replayed returns, weight 0.3: not implemented yet)
     retnorm_decay: float = 0.99  # EMA decay of the return percentiles
     retnorm_low: float = 0.05  # P5
     retnorm_high: float = 0.95  # P95

@@ -94,13 +94,14 @@ def table(summaries: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: str, text: str) -> None:
+def update_readme(readme: str, text: str, start: str = START, end: str = END) -> None:
+    """Replace what stands between the `start` and `end` markers of `readme` by `text`."""
     with open(readme) as f:
         content = f.read()
-    if START not in content or END not in content:
-        raise ValueError(f"{readme} has no {START} ... {END} markers")
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    content = pattern.sub(lambda _: f"{START}\n{text}\n{END}", content)
+    if start not in content or end not in content:
+        raise ValueError(f"{readme} has no {start} ... {end} markers")
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    content = pattern.sub(lambda _: f"{start}\n{text}\n{end}", content)
     with open(readme, "w") as f:
         f.write(content)
 
