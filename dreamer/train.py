@@ -36,8 +36,6 @@ from .plotting import plot_learning_curve, read_metrics
 from .replay_buffer import SequenceReplayBuffer
 
 RUN_FORMAT = "dreamer-run-v1"
-BASE_COLUMNS = ["env_step", "wall_time", "updates", "episodes", "episode_return",
-                "eval_mean", "eval_std", "skipped_updates"]  # fmt: skip
 
 
 class NonFiniteError(RuntimeError):
@@ -88,7 +86,6 @@ class Trainer:
         self.device = resolve_device(device)
         set_seed(seed)
         self.env = make_env(env_id, seed)
-        self.eval_env_id = env_id
         self.agent = DreamerAgent(
             self.env.observation_space, self.env.action_space, config, self.device
         )
@@ -227,7 +224,7 @@ class Trainer:
             return self._evaluate(episodes or self.config.train.eval_episodes)
 
     def _evaluate(self, episodes: int) -> tuple[float, float]:
-        envs = [make_env(self.eval_env_id) for _ in range(episodes)]
+        envs = [make_env(self.env_id) for _ in range(episodes)]
         base = 10_000 * (self.seed + 1) + self.env_step  # new but reproducible episodes
         obs = np.stack([env.reset(seed=base + i)[0] for i, env in enumerate(envs)])
         returns = np.zeros(episodes)
