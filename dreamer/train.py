@@ -273,8 +273,7 @@ class Trainer:
                 writer = csv.DictWriter(f, header)
                 writer.writeheader()
                 for r in old:
-                    writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v)
-                                     for k, v in r.items() if k in header})  # fmt: skip
+                    writer.writerow({k: _csv_value(v) for k, v in r.items() if k in header})
         with open(self.metrics_path, "a", newline="") as f:
             writer = csv.DictWriter(f, header, extrasaction="ignore")
             if new:
@@ -403,6 +402,13 @@ class Trainer:
         )
         self._write_json("result.json", {**result.__dict__, **self._run_info()})
         return result
+
+
+def _csv_value(value: float) -> float | int | str:
+    """Re-written rows: NaN as an empty cell, whole numbers (counters) as ints."""
+    if math.isnan(value):
+        return ""
+    return int(value) if value.is_integer() else value
 
 
 def _maybe_tensorboard(logdir: str) -> Any:
