@@ -102,6 +102,7 @@ class Trainer:
         self.consecutive_skips = 0
         self._stop_signal: str | None = None
         self._episode: dict | None = None  # obs, reward, is_first, agent state, return
+        self._start = time.time()
         os.makedirs(logdir, exist_ok=True)
         self.latest_path = os.path.join(logdir, "latest.pt")
         self.best_path = os.path.join(logdir, "best.pt")

@@ -145,3 +145,21 @@ def test_sigint_saves_a_resumable_checkpoint(tmp_path):
     assert "--resume" in out
     state = load_checkpoint_file(logdir / "latest.pt")
     assert 0 < state["counters"]["env_step"] < 100000
+
+
+def test_repeated_non_finite_updates_stop_the_run(tmp_path):
+    from dreamer.train import NonFiniteError
+
+    trainer = Trainer("CartPole-v1", small_run_config(200), str(tmp_path), device="cpu",
+                      progress=False)  # fmt: skip
+    trainer.save_latest()
+    good = (tmp_path / "latest.pt").read_bytes()
+
+    def poisoned(batch):
+        trainer.agent.skipped_updates += 1
+        return {"loss/dec": float("nan")}
+
+    trainer.agent.train_step = poisoned
+    with pytest.raises(NonFiniteError, match="last good checkpoint"):
+        trainer.run()
+    assert (tmp_path / "latest.pt").read_bytes() == good
