@@ -22,11 +22,11 @@ def cartpole_config() -> DreamerConfig:
     config.actor_critic.units = 128
     # Early episodes last 10-30 steps; 32-step windows waste less compute on resets.
     config.replay.seq_len = 32
-    # Few updates per env step, so 3x the paper's learning rates (paper: 1e-4 / 3e-5 / 3e-5).
-    # Measured: eval 500 after 4k env steps and 759 updates, against 225 at 3k steps with
-    # the paper's rates at twice the train ratio (runs/tune, seed 0).
+    # Few updates per env step, so 3x the paper's world-model and critic learning rates (paper:
+    # 1e-4 / 3e-5); the actor keeps the paper's 3e-5. Measured on seed 0 (runs/tune): the paper's
+    # rates at train ratio 256 reached 225 at 3k steps; actor 1e-4 solved at 5k steps but fell
+    # to 134-239 by 10k; actor 3e-5 solved at 5k and ended at 489.
     config.world_model.lr = 3e-4
-    config.actor_critic.actor_lr = 1e-4
     config.actor_critic.critic_lr = 1e-4
     config.train.train_ratio = 128  # 0.25 updates per env step at B*T = 512
     config.train.steps = 10_000  # half the 20k bar: enough to show it solves and stays solved

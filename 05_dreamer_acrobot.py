@@ -20,9 +20,8 @@ def acrobot_config() -> DreamerConfig:
     config.world_model.rssm = RSSMConfig(deter=128, stoch=16, classes=16, units=128)
     config.world_model.units = 128
     config.actor_critic.units = 128
-    # Same reasoning as 02_dreamer_cartpole.py: few updates, 3x the paper's learning rates.
+    # Same as 02_dreamer_cartpole.py: few updates, 3x the paper's world-model and critic rates.
     config.world_model.lr = 3e-4
-    config.actor_critic.actor_lr = 1e-4
     config.actor_critic.critic_lr = 1e-4
     config.replay.seq_len = 32  # same speed trade-off as CartPole
     config.train.steps = 50_000  # the bar: solved within 50k env steps
