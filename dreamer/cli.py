@@ -28,7 +28,7 @@ def quick(config: DreamerConfig) -> DreamerConfig:
             "train.eval_episodes": 2,
             "train.log_every": 200,
             "train.checkpoint_every": 600,
-            "train.train_ratio": 64,
+            "train.train_ratio": 32,
             "replay.batch_size": 8,
             "replay.seq_len": 16,
             "world_model.rssm.deter": 64,

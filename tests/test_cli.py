@@ -11,7 +11,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run(args, tmp_path, timeout=240):
+def run(args, tmp_path, timeout=900):
     env = {**os.environ, "PYTHONPATH": ROOT}
     return subprocess.run(
         [sys.executable, *args], cwd=tmp_path, capture_output=True, text=True, timeout=timeout,
