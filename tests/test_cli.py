@@ -56,7 +56,7 @@ def test_world_model_demo_quick(tmp_path):
 
 
 def test_visualize_without_checkpoint_names_the_script(tmp_path):
-    out = run([os.path.join(ROOT, "04_visualize.py"), "--env", "Acrobot-v1"], tmp_path, 60)
+    out = run([os.path.join(ROOT, "04_visualize.py"), "--env", "Acrobot-v1"], tmp_path, 300)
     assert out.returncode == 2 and "05_dreamer_acrobot.py" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
 
@@ -81,7 +81,7 @@ def test_generic_entry_point_continuous_quick_run(tmp_path):
     ],
 )
 def test_bad_input_gives_one_line_error(tmp_path, args, message):
-    out = run(["-m", "dreamer", *args, "--no-progress"], tmp_path, timeout=60)
+    out = run(["-m", "dreamer", *args, "--no-progress"], tmp_path, timeout=300)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert message in out.stderr
@@ -92,5 +92,5 @@ def test_bad_input_gives_one_line_error(tmp_path, args, message):
     __import__("torch").cuda.is_available(), reason="checks the message on CPU-only machines"
 )
 def test_cuda_without_gpu_suggests_cpu(tmp_path):
-    out = run(["-m", "dreamer", "--env", "CartPole-v1", "--device", "cuda"], tmp_path, 60)
+    out = run(["-m", "dreamer", "--env", "CartPole-v1", "--device", "cuda"], tmp_path, 300)
     assert out.returncode == 2 and "use --device cpu" in out.stderr
