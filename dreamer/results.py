@@ -35,6 +35,9 @@ def summarise_env(env_dir: str, name: str, out_dir: str) -> dict | None:
     for path in runs:
         with open(path) as f:
             result = json.load(f)
+        if result.get("interrupted"):
+            print(f"skipping {path}: the run was interrupted before its budget")
+            continue
         rows = read_metrics(os.path.join(os.path.dirname(path), "metrics.csv"))
         evals = [(r["env_step"], r["eval_mean"]) for r in rows if not math.isnan(r["eval_mean"])]
         curves.append((result["seed"], evals))
@@ -53,6 +56,8 @@ def summarise_env(env_dir: str, name: str, out_dir: str) -> dict | None:
                 "torch": result["torch"],
             }
         )
+    if not seeds:
+        return None
     env_id = result["env_id"]
     threshold = result["config"]["train"]["threshold"]
     summary = {"env_id": env_id, "threshold": threshold, "run_name": name, "seeds": seeds}
