@@ -82,9 +82,9 @@ def summarise_env(env_dir: str, name: str, out_dir: str) -> dict | None:
 
 def table(summaries: list[dict]) -> str:
     lines = [
-        "| env | threshold | seeds | env steps to threshold (per seed) | final eval (per seed) "
-        "| wall time per seed (min) |",
-        "|---|---|---|---|---|---|",
+        "| env | threshold | budget (env steps) | seeds | env steps to threshold (per seed) "
+        "| final eval (per seed) | wall time per seed (min) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         steps = ", ".join("-" if x["steps_to_threshold"] is None else f"{x['steps_to_threshold']:,}"
@@ -93,7 +93,8 @@ def table(summaries: list[dict]) -> str:
                            for x in s["seeds"])  # fmt: skip
         walls = ", ".join(f"{x['wall_time_s'] / 60:.0f}" for x in s["seeds"])
         lines.append(
-            f"| {s['env_id']} | {s['threshold']:g} | {len(s['seeds'])} | {steps} | {finals} "
+            f"| {s['env_id']} | {s['threshold']:g} | {s['seeds'][0]['env_steps']:,} "
+            f"| {len(s['seeds'])} | {steps} | {finals} "
             f"| {walls} |"
         )
     return "\n".join(lines)
