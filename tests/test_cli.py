@@ -94,3 +94,26 @@ def test_bad_input_gives_one_line_error(tmp_path, args, message):
 def test_cuda_without_gpu_suggests_cpu(tmp_path):
     out = run(["-m", "dreamer", "--env", "CartPole-v1", "--device", "cuda"], tmp_path, 300)
     assert out.returncode == 2 and "use --device cpu" in out.stderr
+
+
+def test_resume_from_corrupt_or_other_env_checkpoint_is_one_line(tmp_path):
+    """--resume on a truncated latest.pt, or on another env's run: one line, status 2."""
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    from conftest import tiny_config
+
+    from dreamer.train import Trainer
+
+    config = tiny_config()
+    config.train.steps, config.train.prefill = 20, 10
+    logdir = tmp_path / "cartpole"
+    Trainer("CartPole-v1", config, str(logdir), device="cpu", progress=False).save_latest()
+    other = run(["-m", "dreamer", "--env", "Acrobot-v1", "--resume", "--logdir", str(logdir),
+                 "--no-progress"], tmp_path, timeout=300)  # fmt: skip
+    data = (logdir / "latest.pt").read_bytes()
+    (logdir / "latest.pt").write_bytes(data[: len(data) // 3])
+    corrupt = run(["-m", "dreamer", "--env", "CartPole-v1", "--resume", "--logdir", str(logdir),
+                   "--no-progress"], tmp_path, timeout=300)  # fmt: skip
+    for out, message in [(other, "is for CartPole-v1, not Acrobot-v1"), (corrupt, "corrupt")]:
+        assert out.returncode == 2
+        assert message in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr

@@ -130,7 +130,9 @@ def test_huge_rewards_train_without_nan():
     assert agent.skipped_updates == 0
 
 
-def test_sigint_saves_a_resumable_checkpoint(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_saves_a_resumable_checkpoint(tmp_path, signum):
+    """Ctrl-C or SIGTERM: finish the step, write latest.pt, exit 0 saying how to resume."""
     logdir = tmp_path / "run"
     cmd = [sys.executable, os.path.join(ROOT, "02_dreamer_cartpole.py"), "--quick",
            "--steps", "100000", "--no-progress", "--logdir", str(logdir)]  # fmt: skip
@@ -139,10 +141,10 @@ def test_sigint_saves_a_resumable_checkpoint(tmp_path):
     deadline = time.time() + 120
     while not (logdir / "metrics.csv").exists() and time.time() < deadline:
         time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0
-    assert "--resume" in out
+    assert "--resume" in out and signal.Signals(signum).name in out
     state = load_checkpoint_file(logdir / "latest.pt")
     assert 0 < state["counters"]["env_step"] < 100000
 
