@@ -17,6 +17,10 @@ import glob
 import os
 import sys
 
+# Frames come from rgb_array rendering, never a window: without a display session SDL would
+# print a spurious "error: XDG_RUNTIME_DIR is invalid" line.
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
 import matplotlib
 
 matplotlib.use("Agg")
