@@ -4,7 +4,7 @@ Teaches: the whole loop on the simplest control task. The agent never trains its
 transitions: it learns a world model from replay and improves the actor in imagination.
 Threshold: eval mean (10 episodes, policy mode) >= 475.
 
-    python 02_dreamer_cartpole.py            # the run that solves it (10k env steps)
+    python 02_dreamer_cartpole.py            # the run that solves it (20k env steps)
     python 02_dreamer_cartpole.py --quick    # one-minute tour of every part
 """
 
@@ -29,7 +29,9 @@ def cartpole_config() -> DreamerConfig:
     config.world_model.lr = 3e-4
     config.actor_critic.critic_lr = 1e-4
     config.train.train_ratio = 128  # 0.25 updates per env step at B*T = 512
-    config.train.steps = 10_000  # half the 20k bar: enough to show it solves and stays solved
+    # The bar's 20k steps. At 10k only seed 0 of 0-2 had reached 475 (seeds 1 and 2 ended at 387
+    # and 321, policy entropy still 0.42-0.45 nats, critic value still rising): runs/, 2026-11-23.
+    config.train.steps = 20_000
     config.train.eval_every = 1_000  # a fine-grained curve for steps-to-threshold
     config.train.threshold = 475.0
     return config
