@@ -4,7 +4,7 @@ Teaches: the whole loop on the simplest control task. The agent never trains its
 transitions: it learns a world model from replay and improves the actor in imagination.
 Threshold: eval mean (10 episodes, policy mode) >= 475.
 
-    python 02_dreamer_cartpole.py            # the run that solves it (20k env steps)
+    python 02_dreamer_cartpole.py            # the full run: the bar's 20k env steps
     python 02_dreamer_cartpole.py --quick    # one-minute tour of every part
 """
 

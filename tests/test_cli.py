@@ -7,6 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import tiny_config
+
+from dreamer.train import Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -98,11 +101,6 @@ def test_cuda_without_gpu_suggests_cpu(tmp_path):
 
 def test_resume_from_corrupt_or_other_env_checkpoint_is_one_line(tmp_path):
     """--resume on a truncated latest.pt, or on another env's run: one line, status 2."""
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from conftest import tiny_config
-
-    from dreamer.train import Trainer
-
     config = tiny_config()
     config.train.steps, config.train.prefill = 20, 10
     logdir = tmp_path / "cartpole"
