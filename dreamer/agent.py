@@ -202,7 +202,7 @@ class DreamerAgent(nn.Module):
         latent, prev_action = state
         wm = self.world_model
         latent, _, _ = wm.rssm.obs_step(latent, prev_action, wm.encoder(obs), is_first)
-        dist = self.actor(latent.feat)
+        dist = self.actor(latent)
         action = dist.sample() if explore else dist.mode()
         return action, (latent, action)
 
@@ -274,8 +274,8 @@ class DreamerAgent(nn.Module):
         """Dream H steps; REINFORCE needs no graph through the dynamics."""
         wm, horizon = self.world_model, self.config.actor_critic.horizon
 
-        def policy(feat: Tensor) -> Tensor:
-            return self.actor(feat).sample()
+        def policy(state: State) -> Tensor:
+            return self.actor(state).sample()
 
         if self.actor_grad == "reinforce":
             with torch.no_grad():
@@ -294,24 +294,25 @@ class DreamerAgent(nn.Module):
         try:
             with self._autocast():
                 traj = self._imagine(start)
-                feats = traj.feats  # (H + 1, N, F)
+                states = traj.states  # (H + 1, N, ...): heads take States (one-hot gathers)
                 rewards = wm.twohot.decode_logits(traj.reward_logits)  # (H, N): r_1..r_H
                 cont = torch.sigmoid(traj.cont_logits.float())  # (H, N): c_1..c_H
                 if reinforce:
                     # one critic pass serves both the targets and the critic loss
                     self.critic.requires_grad_(True)
-                    value_logits = self.critic(feats.detach())  # (H + 1, N, bins)
+                    value_logits = self.critic(states.detach())  # (H + 1, N, bins)
                     values = self.value_twohot.decode_logits(value_logits.detach())
                 else:
                     # frozen critic; the return's gradient flows through its input
-                    values = self.value_twohot.decode_logits(self.critic(feats))  # (H + 1, N)
+                    values = self.value_twohot.decode_logits(self.critic(states))  # (H + 1, N)
                 returns = lambda_returns(rewards, values, cont, ac.gamma, ac.lam)  # (H, N)
                 # w_t = c_0 * c_1 * ... * c_t: a state after a predicted episode end weighs 0.
                 weight = torch.cumprod(torch.cat([start_cont[None], cont[:-1]]), 0).detach()
                 self.retnorm.update(returns)
                 scale = self.retnorm.scale
                 adv = (returns - values[:-1].detach()) / scale  # (H, N)
-                dist = self.actor(feats[:-1].detach())
+                starts_sg = states.map(lambda x: x[:-1].detach())  # s_0..s_{H-1}
+                dist = self.actor(starts_sg)
                 entropy = dist.entropy()  # (H, N)
                 if reinforce:
                     # -sg(adv) * log pi(a_t | s_t)
@@ -326,10 +327,9 @@ class DreamerAgent(nn.Module):
         actor_norm = self._step(self.actor_opt, actor_loss, ac.grad_clip)
 
         with self._autocast():
-            feats_sg = feats[:-1].detach()
-            logits = value_logits[:-1] if reinforce else self.critic(feats_sg)  # (H, N, bins)
+            logits = value_logits[:-1] if reinforce else self.critic(starts_sg)  # (H, N, bins)
             with torch.no_grad():
-                slow = self.value_twohot.decode_logits(self.slow_critic(feats_sg))
+                slow = self.value_twohot.decode_logits(self.slow_critic(starts_sg))
             target = returns.detach()
             # CE toward sg(R_t) + CE toward the slow critic's value (regulariser)
             critic_loss = self.value_twohot.loss(logits, target)

@@ -13,24 +13,51 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .utils import sample_onehot, symlog, unimix_logits
+from .rssm import State
+from .utils import onehot_matmul, sample_onehot, symlog, unimix_logits
+
+
+class StateLinear(nn.Linear):
+    """nn.Linear that also takes a model state s_t = [h_t, z_t] as a `State`.
+
+    For a State whose z_t carries no gradient (imagination; the actor's and critic's inputs)
+    the product with the one-hot z_t is a gather of one weight column per latent
+    (`onehot_matmul`), not a product with G*K inputs that are mostly zero: the first layer of
+    every head over 32x32 latents does ~5x less work. Same weights, same result.
+    """
+
+    def forward(self, x: Tensor | State) -> Tensor:
+        if isinstance(x, Tensor):
+            return super().forward(x)
+        if x.index is None or x.stoch.requires_grad:
+            return super().forward(x.feat)  # straight-through gradients need the product
+        D = x.deter.shape[-1]
+        deter_part = F.linear(x.deter, self.weight[:, :D], self.bias)
+        return deter_part + onehot_matmul(x.stoch, x.index, self.weight[:, D:])
 
 
 class MLP(nn.Sequential):
-    """`layers` x (Linear -> LayerNorm -> SiLU), then an optional output Linear."""
+    """`layers` x (Linear -> LayerNorm -> SiLU), then an optional output Linear.
+
+    The input is a Tensor or, for the heads over the model state, a `State` (see StateLinear).
+    """
 
     def __init__(self, in_dim: int, units: int, layers: int, out_dim: int | None = None):
         modules: list[nn.Module] = []
         for i in range(layers):
+            linear = StateLinear if i == 0 else nn.Linear
             modules += [
-                nn.Linear(in_dim if i == 0 else units, units, bias=False),
+                linear(in_dim if i == 0 else units, units, bias=False),
                 nn.LayerNorm(units, eps=1e-3),
                 nn.SiLU(),
             ]
         if out_dim is not None:
-            modules.append(nn.Linear(units if layers else in_dim, out_dim))
+            modules.append(
+                (nn.Linear if layers else StateLinear)(units if layers else in_dim, out_dim)
+            )
         super().__init__(*modules)
 
     def zero_output(self) -> MLP:
@@ -59,7 +86,7 @@ class Decoder(nn.Module):
         super().__init__()
         self.net = MLP(feat_dim, units, layers, obs_dim)
 
-    def forward(self, feat: Tensor) -> Tensor:
+    def forward(self, feat: Tensor | State) -> Tensor:
         return self.net(feat)
 
 
@@ -70,7 +97,7 @@ class RewardHead(nn.Module):
         super().__init__()
         self.net = MLP(feat_dim, units, layers, num_bins).zero_output()
 
-    def forward(self, feat: Tensor) -> Tensor:
+    def forward(self, feat: Tensor | State) -> Tensor:
         return self.net(feat)
 
 
@@ -81,7 +108,7 @@ class ContinueHead(nn.Module):
         super().__init__()
         self.net = MLP(feat_dim, units, layers, 1)
 
-    def forward(self, feat: Tensor) -> Tensor:
+    def forward(self, feat: Tensor | State) -> Tensor:
         return self.net(feat).squeeze(-1)
 
 
@@ -92,7 +119,7 @@ class Critic(nn.Module):
         super().__init__()
         self.net = MLP(feat_dim, units, layers, num_bins).zero_output()
 
-    def forward(self, feat: Tensor) -> Tensor:
+    def forward(self, feat: Tensor | State) -> Tensor:
         return self.net(feat)
 
 
@@ -160,7 +187,7 @@ class Actor(nn.Module):
         self.min_std, self.max_std = min_std, max_std
         self.net = MLP(feat_dim, units, layers, action_dim if discrete else 2 * action_dim)
 
-    def forward(self, feat: Tensor) -> OneHotDist | BoundedNormalDist:
+    def forward(self, feat: Tensor | State) -> OneHotDist | BoundedNormalDist:
         out = self.net(feat)
         if self.discrete:
             return OneHotDist(unimix_logits(out.float(), self.unimix))

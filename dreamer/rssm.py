@@ -30,25 +30,35 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import RSSMConfig
-from .utils import sample_onehot, unimix_logits
+from .utils import onehot_matmul, sample_categorical, unimix_logits
 
 
 class State(NamedTuple):
-    """Model state s_t = (h_t, z_t); any leading dims."""
+    """Model state s_t = (h_t, z_t); any leading dims.
+
+    `index` holds the sampled class of each latent when z_t is a sample (None for the zero
+    initial state or hand-made states). Layers that read s_t use it to skip the zeros of the
+    one-hot (`utils.onehot_matmul`); the values are the same either way.
+    """
 
     deter: Tensor  # (..., D)
     stoch: Tensor  # (..., G*K) one-hot, flattened
+    index: Tensor | None = None  # (..., G) int64: the class of each one-hot group
 
     @property
     def feat(self) -> Tensor:
         return torch.cat([self.deter, self.stoch], -1)  # (..., D + G*K)
 
+    def map(self, fn: Callable[[Tensor], Tensor]) -> State:
+        """Apply `fn` to every tensor, e.g. a slice over the leading dims."""
+        return State(*(None if x is None else fn(x) for x in self))
+
     def detach(self) -> State:
-        return State(self.deter.detach(), self.stoch.detach())
+        return self.map(Tensor.detach)
 
     def flatten(self) -> State:
         """(B, T, ...) -> (B*T, ...)."""
-        return State(self.deter.flatten(0, -2), self.stoch.flatten(0, -2))
+        return self.map(lambda x: x.flatten(0, -2))
 
 
 class LayerNormGRUCell(nn.Module):
@@ -108,9 +118,10 @@ class RSSM(nn.Module):
         raw = raw.unflatten(-1, (self.config.stoch, self.config.classes))
         return unimix_logits(raw.float(), self.config.unimix)
 
-    def _sample(self, logits: Tensor, uniform: Tensor | None = None) -> Tensor:
-        """(..., G, K) logits -> (..., G*K) straight-through one-hot sample."""
-        return sample_onehot(logits, uniform).flatten(-2)
+    def _sample(self, logits: Tensor, uniform: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(..., G, K) logits -> (..., G*K) straight-through one-hot sample, (..., G) classes."""
+        onehot, index = sample_categorical(logits, uniform)
+        return onehot.flatten(-2), index
 
     def initial_state(self, batch_size: int) -> State:
         """h_0 = tanh(learned vector) (zeros if not learned), z_0 = 0."""
@@ -127,7 +138,12 @@ class RSSM(nn.Module):
 
     def recurrent(self, state: State, action: Tensor) -> Tensor:
         """h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}])."""
-        x = self.img_in(torch.cat([state.stoch, action], -1))
+        if state.index is None or state.stoch.requires_grad:
+            x = self.img_in(torch.cat([state.stoch, action], -1))
+        else:  # W [z, a] = W_z z + W_a a, with W_z z as a gather of one column per latent
+            weight, S = self.img_in[0].weight, self.stoch_dim
+            z_part = onehot_matmul(state.stoch, state.index, weight[:, :S])
+            x = self.img_in[1:](z_part + F.linear(action, weight[:, S:]))
         return self.gru(x, state.deter)
 
     def prior_logits(self, deter: Tensor) -> Tensor:
@@ -152,13 +168,13 @@ class RSSM(nn.Module):
             state, prev_action = self._reset(state, prev_action, is_first)
         deter = self.recurrent(state, prev_action)
         post_logits = self.posterior_logits(deter, embed)
-        state = State(deter, self._sample(post_logits))
+        state = State(deter, *self._sample(post_logits))
         return state, post_logits, self.prior_logits(deter)
 
     def imagine_step(self, state: State, action: Tensor, uniform: Tensor | None = None) -> State:
         """One dreamed step: h_t from (s_{t-1}, a_{t-1}), then z^_t sampled from the prior."""
         deter = self.recurrent(state, action)
-        return State(deter, self._sample(self.prior_logits(deter), uniform))
+        return State(deter, *self._sample(self.prior_logits(deter), uniform))
 
     def observe(
         self,
@@ -186,7 +202,7 @@ class RSSM(nn.Module):
         action_part = F.linear(prev_action, img_w[:, S:])  # (B, T, units)
         embed_part = F.linear(embed, post_w[:, D:])  # (B, T, units)
         img_rest, post_rest = self.img_in[1:], self.posterior_net[1:]
-        deters, stochs, posts = [], [], []
+        deters, stochs, indices, posts = [], [], [], []
         for t in range(T):
             # Reset at episode starts: blend toward the initial state (no Python branch).
             deter = keep[:, t] * state.deter + (1.0 - keep[:, t]) * init.deter
@@ -194,12 +210,13 @@ class RSSM(nn.Module):
             x = img_rest(F.linear(stoch, img_w[:, :S]) + action_part[:, t])
             deter = self.gru(x, deter)  # (B, D): h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}])
             post = self._logits(post_rest(F.linear(deter, post_w[:, :D]) + embed_part[:, t]))
-            state = State(deter, self._sample(post, uniform[:, t]))  # z_t ~ q(z_t | h_t, e_t)
+            state = State(deter, *self._sample(post, uniform[:, t]))  # z_t ~ q(z_t | h_t, e_t)
             deters.append(deter)
             stochs.append(state.stoch)
+            indices.append(state.index)
             posts.append(post)
         deter = torch.stack(deters, 1)  # (B, T, D)
-        states = State(deter, torch.stack(stochs, 1))  # (B, T, G*K)
+        states = State(deter, torch.stack(stochs, 1), torch.stack(indices, 1))  # (B, T, G*K)
         prior = self.prior_logits(deter)  # (B, T, G, K), batched outside the loop
         return states, torch.stack(posts, 1), prior
 
@@ -221,12 +238,12 @@ class Trajectory:
 def imagine_rollout(
     rssm: RSSM,
     start_states: State,
-    policy: Callable[[Tensor], Tensor],
+    policy: Callable[[State], Tensor],
     horizon: int,
     reward_head: nn.Module | None = None,
     continue_head: nn.Module | None = None,
 ) -> Trajectory:
-    """Dream `horizon` steps from `start_states` (N, ...) with actions a_t = policy(feat_t).
+    """Dream `horizon` steps from `start_states` (N, ...) with actions a_t = policy(s_t).
 
     The prior rolls forward; reward and continue heads (if given) are applied to states 1..H in
     one batched call after the loop. Gradients flow through actions and states unless the
@@ -236,17 +253,21 @@ def imagine_rollout(
     c = rssm.config
     uniform = torch.rand(horizon, N, c.stoch, 1, device=start_states.deter.device)
     state = start_states
-    deters, stochs, actions = [state.deter], [state.stoch], []
+    steps, actions = [state], []
     for t in range(horizon):
-        action = policy(state.feat)  # (N, A)
+        action = policy(state)  # (N, A)
         state = rssm.imagine_step(state, action, uniform[t])
-        deters.append(state.deter)
-        stochs.append(state.stoch)
+        steps.append(state)
         actions.append(action)
-    states = State(torch.stack(deters), torch.stack(stochs))  # (H + 1, N, ...)
+    # (H + 1, N, ...); the start's classes are kept only if it has them
+    index = None if start_states.index is None else torch.stack([s.index for s in steps])
+    states = State(
+        torch.stack([s.deter for s in steps]), torch.stack([s.stoch for s in steps]), index
+    )
     traj = Trajectory(states, torch.stack(actions))
+    later = states.map(lambda x: x[1:])  # s_1..s_H
     if reward_head is not None:
-        traj.reward_logits = reward_head(states.feat[1:])
+        traj.reward_logits = reward_head(later)
     if continue_head is not None:
-        traj.cont_logits = continue_head(states.feat[1:])
+        traj.cont_logits = continue_head(later)
     return traj

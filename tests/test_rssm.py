@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dreamer.networks import ContinueHead, RewardHead
+from dreamer.networks import MLP, ContinueHead, RewardHead
 from dreamer.rssm import RSSM, State, imagine_rollout
 
 B, T, E, A = 3, 6, 10, 2
@@ -59,9 +59,9 @@ def test_imagine_rollout_shapes_with_heads(rssm, rssm_config):
     start = State(torch.randn(N, rssm_config.deter), torch.zeros(N, rssm.stoch_dim))
     seen = []
 
-    def policy(feat):
-        seen.append(feat.shape)
-        return torch.nn.functional.one_hot(torch.randint(0, A, (feat.shape[0],)), A).float()
+    def policy(state):
+        seen.append(state.feat.shape)
+        return torch.nn.functional.one_hot(torch.randint(0, A, (N,)), A).float()
 
     traj = imagine_rollout(rssm, start, policy, H, reward_head, cont_head)
     assert seen == [(N, feat_dim)] * H
@@ -74,6 +74,22 @@ def test_imagine_rollout_shapes_with_heads(rssm, rssm_config):
     assert torch.equal(traj.states.deter[0], start.deter)  # index 0 is the start state
     plain = imagine_rollout(rssm, start, policy, H)
     assert plain.reward_logits is None and plain.cont_logits is None
+
+
+def test_sampled_states_carry_the_classes_of_their_one_hots(rssm, rssm_config):
+    G, K = rssm_config.stoch, rssm_config.classes
+    embed = torch.randn(B, T, E)
+    is_first = torch.zeros(B, T)
+    states, _, _ = rssm.observe(embed, torch.zeros(B, T, A), is_first)
+
+    def policy(state):
+        return torch.zeros(state.deter.shape[0], A)
+
+    traj = imagine_rollout(rssm, states.detach().flatten(), policy, horizon=4)
+    for s in (states, traj.states):
+        onehot = s.stoch.detach().unflatten(-1, (G, K))
+        assert torch.equal(onehot.argmax(-1), s.index)
+        assert torch.equal(onehot.sum(-1), torch.ones_like(onehot[..., 0]))
 
 
 @pytest.mark.parametrize("t", [2, 4])
@@ -106,7 +122,7 @@ def test_observe_reset_ignores_state_and_previous_action(rssm):
     assert torch.allclose(states.deter[0, t], one.deter[0], atol=1e-6)
     assert torch.allclose(post[0, t], one_post[0], atol=1e-5)
     assert torch.allclose(prior[0, t], one_prior[0], atol=1e-5)
-    assert torch.equal(rssm._sample(one_post, uniform[:, t])[0], states.stoch[0, t].detach())
+    assert torch.equal(rssm._sample(one_post, uniform[:, t])[0][0], states.stoch[0, t].detach())
     assert not torch.allclose(states.deter[1, t], one.deter[1], atol=1e-3)  # not reset
     # The previous action at a reset step is ignored (zeroed), the state history too.
     other_action = prev_action.clone()
@@ -144,3 +160,22 @@ def test_rssm_logits_are_unimixed(rssm, rssm_config):
         assert torch.allclose(probs.sum(-1), torch.ones(probs.shape[:-1]), atol=1e-5)
         assert probs.min().item() >= u / K - 1e-6
         assert probs.max().item() > 0.95  # peaked, so the floor is what holds the minimum up
+
+
+def test_state_input_gives_the_dense_layer_output_and_weight_gradients(rssm, rssm_config):
+    """A head fed a State (one-hot gathers) matches the same head fed the concatenated feat."""
+    N, G, K = 7, rssm_config.stoch, rssm_config.classes
+    head = MLP(rssm.feat_dim, units=16, layers=2, out_dim=3)
+    index = torch.randint(0, K, (N, G))
+    stoch = torch.nn.functional.one_hot(index, K).float().flatten(-2)
+    state = State(torch.randn(N, rssm_config.deter), stoch, index)
+    w = torch.randn(N, 3)
+    outs, grads = [], []
+    for x in (state.feat, state):
+        head.zero_grad()
+        outs.append(head(x))
+        (outs[-1] * w).sum().backward()
+        grads.append([p.grad.clone() for p in head.parameters()])
+    assert torch.allclose(outs[0], outs[1], atol=1e-5)
+    for dense, gathered in zip(*grads, strict=True):
+        assert torch.allclose(dense, gathered, atol=1e-5)

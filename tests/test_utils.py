@@ -16,6 +16,8 @@ from dreamer.utils import (
     kl_balanced_loss,
     kl_terms,
     lambda_returns,
+    onehot_matmul,
+    sample_categorical,
     sample_onehot,
     symexp,
     symlog,
@@ -347,3 +349,23 @@ def test_sample_onehot_frequencies_match_softmax():
     assert torch.equal(
         sample_onehot(logits.expand(100, 5), u), sample_onehot(logits.expand(100, 5), u)
     )
+
+
+def test_onehot_matmul_equals_the_product_with_the_one_hot():
+    G, K, out = 4, 6, 5
+    index = torch.randint(0, K, (2, 3, G))
+    onehot = torch.nn.functional.one_hot(index, K).double().flatten(-2)  # (2, 3, G*K)
+    weight = torch.randn(out, G * K, dtype=torch.double)
+    weight.requires_grad_(True)
+    out = onehot_matmul(onehot, index, weight)
+    assert torch.allclose(out, onehot @ weight.T, atol=1e-12)
+    grad = torch.randn_like(out)
+    out.backward(grad)  # dL/dW = grad^T @ onehot, summed over the leading dims
+    assert torch.allclose(weight.grad, grad.flatten(0, 1).T @ onehot.flatten(0, 1), atol=1e-12)
+
+
+def test_sample_categorical_index_is_the_sampled_class():
+    logits = torch.randn(50, 4, 7)
+    onehot, index = sample_categorical(logits)
+    assert index.shape == (50, 4) and index.dtype == torch.int64
+    assert torch.equal(onehot.detach().argmax(-1), index)
