@@ -44,6 +44,15 @@ def xs_config() -> DreamerConfig:
     return config
 
 
+def cpu_has_amx() -> bool:
+    """Whether the CPU has AMX tiles: without them bf16 matmuls are no faster than fp32 here."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return "amx_bf16" in f.read()
+    except OSError:
+        return False
+
+
 def script_config(preset: str) -> tuple[DreamerConfig, int, int, bool]:
     path, fn, obs_dim, action_dim, discrete = SCRIPT_PRESETS[preset]
     spec = importlib.util.spec_from_file_location(f"script_{preset}", os.path.join(ROOT, path))
@@ -158,6 +167,7 @@ def run(args: argparse.Namespace) -> dict:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "cpu_amx": cpu_has_amx(),
         "device": str(device),
         "precision": args.precision,
         "sizes": {
@@ -233,7 +243,8 @@ def table(args: argparse.Namespace) -> str:
     r = rows[0]
     header = (
         f"`python -m dreamer.bench --table` on {os.cpu_count()} CPU cores, torch {r['torch']}, "
-        f"{r['threads']} threads, median of {args.updates} updates after {args.warmup} warm-up.\n\n"
+        f"{r['threads']} threads, AMX {'yes' if r['cpu_amx'] else 'no'}, "
+        f"median of {args.updates} updates after {args.warmup} warm-up.\n\n"
         "| preset | precision | deter / latents / units | batch, horizon | params | ms/update "
         "| world model ms | imagination ms | GFLOP/update | GFLOP/s |\n"
         "|---|---|---|---|---|---|---|---|---|---|"
