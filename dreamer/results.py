@@ -5,6 +5,10 @@ results/<env>/summary.json (per seed: env steps at which eval first reached the 
 mean at the end, wall time, updates, command, git commit) and results/<env>/curves.png (eval
 curves of all seeds, threshold drawn). The README table between the RESULTS markers is rewritten
 from those summaries; nothing in it is typed by hand.
+
+runs/ is not committed, so a summary keeps the seeds it already holds that runs/ lacks (runs
+made in an earlier checkout): each seed entry stores its own eval curve and command, and a seed
+re-run here replaces its old entry.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ def summarise_env(env_dir: str, name: str, out_dir: str) -> dict | None:
     runs = sorted(glob.glob(os.path.join(env_dir, f"{name}-seed*", "result.json")))
     if not runs:
         return None
-    seeds, curves = [], []
+    seeds = []
     for path in runs:
         with open(path) as f:
             result = json.load(f)
@@ -40,7 +44,6 @@ def summarise_env(env_dir: str, name: str, out_dir: str) -> dict | None:
             continue
         rows = read_metrics(os.path.join(os.path.dirname(path), "metrics.csv"))
         evals = [(r["env_step"], r["eval_mean"]) for r in rows if not math.isnan(r["eval_mean"])]
-        curves.append((result["seed"], evals))
         seeds.append(
             {
                 "seed": result["seed"],
@@ -54,20 +57,23 @@ def summarise_env(env_dir: str, name: str, out_dir: str) -> dict | None:
                 "git_commit": result["git_commit"],
                 "threads": result["threads"],
                 "torch": result["torch"],
+                "curve": [[int(step), value] for step, value in evals],
             }
         )
     if not seeds:
         return None
     env_id = result["env_id"]
     threshold = result["config"]["train"]["threshold"]
+    seeds = _with_earlier_seeds(os.path.join(out_dir, "summary.json"), env_id, name, seeds)
     summary = {"env_id": env_id, "threshold": threshold, "run_name": name, "seeds": seeds}
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for seed, evals in curves:
-        if evals:
-            ax.plot(*zip(*evals, strict=True), marker="o", ms=3, label=f"seed {seed}")
+    for entry in seeds:
+        if entry.get("curve"):
+            label = f"seed {entry['seed']}"
+            ax.plot(*zip(*entry["curve"], strict=True), marker="o", ms=3, label=label)
     if threshold is not None:
         ax.axhline(threshold, color="C3", ls="--", lw=1, label=f"threshold {threshold:g}")
     ax.set_xlabel("env steps")
@@ -78,6 +84,21 @@ def summarise_env(env_dir: str, name: str, out_dir: str) -> dict | None:
     fig.savefig(os.path.join(out_dir, "curves.png"), dpi=90)
     plt.close(fig)
     return summary
+
+
+def _with_earlier_seeds(path: str, env_id: str, name: str, seeds: list[dict]) -> list[dict]:
+    """`seeds` plus the entries of an existing summary for seeds that runs/ does not hold."""
+    if not os.path.exists(path):
+        return seeds
+    with open(path) as f:
+        earlier = json.load(f)
+    if earlier.get("env_id") != env_id or earlier.get("run_name") != name:
+        return seeds
+    have = {entry["seed"] for entry in seeds}
+    kept = [entry for entry in earlier["seeds"] if entry["seed"] not in have]
+    for entry in kept:
+        print(f"{env_id}: keeping seed {entry['seed']} from {path} (not in runs/)")
+    return sorted(seeds + kept, key=lambda entry: entry["seed"])
 
 
 def table(summaries: list[dict]) -> str:

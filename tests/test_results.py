@@ -1,0 +1,47 @@
+"""results/: summaries keep earlier seeds that runs/ no longer holds; a re-run seed replaces."""
+
+import json
+
+from dreamer.results import summarise_env
+
+
+def _fake_run(env_dir, seed, final):
+    run = env_dir / f"default-seed{seed}"
+    run.mkdir(parents=True)
+    (run / "metrics.csv").write_text(f"env_step,eval_mean\n1000,10.0\n1500,\n2000,{final}\n")
+    result = {
+        "env_id": "Fake-v0",
+        "seed": seed,
+        "steps_to_threshold": 2000,
+        "final_eval": final,
+        "best_eval": final,
+        "env_steps": 2000,
+        "updates": 50,
+        "wall_time": 60.0,
+        "command": f"python x.py --seed {seed}",
+        "git_commit": "abc",
+        "threads": 1,
+        "torch": "2.13.0",
+        "config": {"train": {"threshold": 20.0}},
+    }
+    (run / "result.json").write_text(json.dumps(result))
+
+
+def test_summary_keeps_earlier_seeds_and_replaces_rerun_ones(tmp_path):
+    env_dir, out_dir = tmp_path / "runs" / "Fake-v0", tmp_path / "results" / "Fake-v0"
+    _fake_run(env_dir, 0, 30.0)
+    _fake_run(env_dir, 1, 40.0)
+    summarise_env(str(env_dir), "default", str(out_dir))
+    # a new checkout: runs/ holds only a re-run of seed 1 and a new seed 2
+    for seed in (0, 1):
+        for f in (env_dir / f"default-seed{seed}").iterdir():
+            f.unlink()
+        (env_dir / f"default-seed{seed}").rmdir()
+    _fake_run(env_dir, 1, 45.0)
+    _fake_run(env_dir, 2, 50.0)
+    summary = summarise_env(str(env_dir), "default", str(out_dir))
+    assert [s["seed"] for s in summary["seeds"]] == [0, 1, 2]
+    assert [s["final_eval"] for s in summary["seeds"]] == [30.0, 45.0, 50.0]
+    assert summary["seeds"][0]["curve"] == [[1000, 10.0], [2000, 30.0]]
+    assert json.loads((out_dir / "summary.json").read_text()) == summary
+    assert (out_dir / "curves.png").stat().st_size > 0
