@@ -44,6 +44,8 @@ def summarise_env(env_dir: str, name: str, out_dir: str) -> dict | None:
             continue
         rows = read_metrics(os.path.join(os.path.dirname(path), "metrics.csv"))
         evals = [(r["env_step"], r["eval_mean"]) for r in rows if not math.isnan(r["eval_mean"])]
+        threshold = result["config"]["train"]["threshold"]
+        solved = [r for r in rows if threshold is not None and r["eval_mean"] >= threshold]
         seeds.append(
             {
                 "seed": result["seed"],
@@ -53,6 +55,7 @@ def summarise_env(env_dir: str, name: str, out_dir: str) -> dict | None:
                 "env_steps": result["env_steps"],
                 "updates": result["updates"],
                 "wall_time_s": result["wall_time"],
+                "wall_time_to_threshold_s": solved[0]["wall_time"] if solved else None,
                 "command": result["command"],
                 "git_commit": result["git_commit"],
                 "threads": result["threads"],
@@ -104,8 +107,8 @@ def _with_earlier_seeds(path: str, env_id: str, name: str, seeds: list[dict]) ->
 def table(summaries: list[dict]) -> str:
     lines = [
         "| env | threshold | budget (env steps) | seeds | env steps to threshold (per seed) "
-        "| final eval (per seed) | wall time per seed (min) |",
-        "|---|---|---|---|---|---|---|",
+        "| final eval (per seed) | wall time to threshold (min) | wall time per seed (min) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         steps = ", ".join("-" if x["steps_to_threshold"] is None else f"{x['steps_to_threshold']:,}"
@@ -113,10 +116,14 @@ def table(summaries: list[dict]) -> str:
         finals = ", ".join("-" if x["final_eval"] is None else f"{x['final_eval']:.0f}"
                            for x in s["seeds"])  # fmt: skip
         walls = ", ".join(f"{x['wall_time_s'] / 60:.0f}" for x in s["seeds"])
+        to_solve = ", ".join(
+            "-" if x.get("wall_time_to_threshold_s") is None
+            else f"{x['wall_time_to_threshold_s'] / 60:.1f}"
+            for x in s["seeds"]
+        )  # fmt: skip
         lines.append(
             f"| {s['env_id']} | {s['threshold']:g} | {s['seeds'][0]['env_steps']:,} "
-            f"| {len(s['seeds'])} | {steps} | {finals} "
-            f"| {walls} |"
+            f"| {len(s['seeds'])} | {steps} | {finals} | {to_solve} | {walls} |"
         )
     return "\n".join(lines)
 

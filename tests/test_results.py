@@ -8,7 +8,8 @@ from dreamer.results import summarise_env
 def _fake_run(env_dir, seed, final):
     run = env_dir / f"default-seed{seed}"
     run.mkdir(parents=True)
-    (run / "metrics.csv").write_text(f"env_step,eval_mean\n1000,10.0\n1500,\n2000,{final}\n")
+    rows = f"env_step,wall_time,eval_mean\n1000,5,10.0\n1500,8,\n2000,12,{final}\n"
+    (run / "metrics.csv").write_text(rows)
     result = {
         "env_id": "Fake-v0",
         "seed": seed,
@@ -43,5 +44,6 @@ def test_summary_keeps_earlier_seeds_and_replaces_rerun_ones(tmp_path):
     assert [s["seed"] for s in summary["seeds"]] == [0, 1, 2]
     assert [s["final_eval"] for s in summary["seeds"]] == [30.0, 45.0, 50.0]
     assert summary["seeds"][0]["curve"] == [[1000, 10.0], [2000, 30.0]]
+    assert summary["seeds"][0]["wall_time_to_threshold_s"] == 12  # first eval >= 20
     assert json.loads((out_dir / "summary.json").read_text()) == summary
     assert (out_dir / "curves.png").stat().st_size > 0
