@@ -22,7 +22,7 @@ def lunar_lander_config() -> DreamerConfig:
     config.actor_critic.units = 256
     config.train.steps = 300_000  # the bar: solved within 300k env steps
     # 1 update per 16 env steps (paper: 512 replayed steps per env step). Still 18,750 updates
-    # at ~1.2 s each on 2 CPU cores (`python -m dreamer.bench --preset lunar`): about 6.5 hours.
+    # at ~0.6 s each on 2 CPU cores (`python -m dreamer.bench --preset lunar`): over 3 hours.
     config.train.train_ratio = 64
     config.train.eval_every = 10_000
     config.train.threshold = 200.0
