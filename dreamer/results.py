@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import math
 import os
@@ -61,6 +62,7 @@ def summarise_env(env_dir: str, name: str, out_dir: str) -> dict | None:
                 "threads": result["threads"],
                 "torch": result["torch"],
                 "curve": [[int(step), value] for step, value in evals],
+                "config_sha": config_sha(result["config"]),
             }
         )
     if not seeds:
@@ -89,6 +91,12 @@ def summarise_env(env_dir: str, name: str, out_dir: str) -> dict | None:
     return summary
 
 
+def config_sha(config: dict) -> str:
+    """A short fingerprint of a run's config: seeds are only summarised together if equal."""
+    config = {**config, "train": {**config["train"], "steps": None}}  # a longer budget is fine
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def _with_earlier_seeds(path: str, env_id: str, name: str, seeds: list[dict]) -> list[dict]:
     """`seeds` plus the entries of an existing summary for seeds that runs/ does not hold."""
     if not os.path.exists(path):
@@ -98,9 +106,18 @@ def _with_earlier_seeds(path: str, env_id: str, name: str, seeds: list[dict]) ->
     if earlier.get("env_id") != env_id or earlier.get("run_name") != name:
         return seeds
     have = {entry["seed"] for entry in seeds}
-    kept = [entry for entry in earlier["seeds"] if entry["seed"] not in have]
-    for entry in kept:
-        print(f"{env_id}: keeping seed {entry['seed']} from {path} (not in runs/)")
+    shas = {entry["config_sha"] for entry in seeds}
+    kept = []
+    for entry in earlier["seeds"]:
+        if entry["seed"] in have:
+            continue
+        sha = entry.get("config_sha")
+        if sha is not None and sha not in shas:
+            print(f"{env_id}: dropping seed {entry['seed']} from {path}: another config")
+            continue
+        note = "" if sha else ", config not recorded"
+        print(f"{env_id}: keeping seed {entry['seed']} from {path} (not in runs/{note})")
+        kept.append(entry)
     return sorted(seeds + kept, key=lambda entry: entry["seed"])
 
 

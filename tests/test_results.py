@@ -5,7 +5,7 @@ import json
 from dreamer.results import summarise_env
 
 
-def _fake_run(env_dir, seed, final):
+def _fake_run(env_dir, seed, final, gamma=0.997):
     run = env_dir / f"default-seed{seed}"
     run.mkdir(parents=True)
     rows = f"env_step,wall_time,eval_mean\n1000,5,10.0\n1500,8,\n2000,12,{final}\n"
@@ -23,7 +23,7 @@ def _fake_run(env_dir, seed, final):
         "git_commit": "abc",
         "threads": 1,
         "torch": "2.13.0",
-        "config": {"train": {"threshold": 20.0}},
+        "config": {"train": {"threshold": 20.0, "steps": 2000}, "gamma": gamma},
     }
     (run / "result.json").write_text(json.dumps(result))
 
@@ -47,3 +47,13 @@ def test_summary_keeps_earlier_seeds_and_replaces_rerun_ones(tmp_path):
     assert summary["seeds"][0]["wall_time_to_threshold_s"] == 12  # first eval >= 20
     assert json.loads((out_dir / "summary.json").read_text()) == summary
     assert (out_dir / "curves.png").stat().st_size > 0
+
+
+def test_summary_drops_earlier_seeds_of_another_config(tmp_path):
+    env_dir, out_dir = tmp_path / "runs" / "Fake-v0", tmp_path / "results" / "Fake-v0"
+    _fake_run(env_dir, 0, 30.0)
+    summarise_env(str(env_dir), "default", str(out_dir))
+    other = tmp_path / "runs2" / "Fake-v0"
+    _fake_run(other, 1, 45.0, gamma=0.99)
+    summary = summarise_env(str(other), "default", str(out_dir))
+    assert [s["seed"] for s in summary["seeds"]] == [1]
