@@ -98,6 +98,24 @@ def play(agent: DreamerAgent, env, seed: int) -> tuple[dict, np.ndarray, np.ndar
     return episode, np.asarray(feats), np.asarray(values)
 
 
+def describe_endings(played: list) -> list[str]:
+    """One line per episode: length, how it ended, the last observation, the critic's values.
+
+    A time-limit episode was truncated, not terminated; the last observation of a terminated one
+    tells which limit it crossed (CartPole: cart position obs[0] beyond +-2.4, or pole angle
+    obs[2] beyond +-0.21 rad).
+    """
+    lines = []
+    for i, (ep, _, values) in enumerate(played):
+        ended = "terminated" if ep["is_terminal"][-1] else "time limit"
+        last = np.array2string(ep["obs"][-1], precision=2, suppress_small=True)
+        lines.append(
+            f"episode {i}: {len(ep['obs']) - 1} steps, {ended}, last obs {last}, "
+            f"value first/last {values[0]:.1f}/{values[-1]:.1f}"
+        )
+    return lines
+
+
 def plot_tsne(feats, steps, values, obs, obs_name, path, seed):
     from sklearn.manifold import TSNE
 
@@ -183,6 +201,7 @@ def main() -> int:
     played = [play(agent, env, args.seed + i) for i in range(args.episodes)]
     returns = [float(ep["reward"].sum()) for ep, _, _ in played]
     print(f"{env_id}: {len(played)} episodes, returns {np.round(returns, 1).tolist()}")
+    print("\n".join(describe_endings(played)))
     feats = np.concatenate([f for _, f, _ in played])
     steps = np.concatenate([np.arange(len(f)) for _, f, _ in played])
     values = np.concatenate([v for _, _, v in played])
