@@ -152,6 +152,8 @@ class DreamerAgent(nn.Module):
             raise ValueError(f"actor_grad must be auto, reinforce or dynamics, not {ac.actor_grad}")
         auto = "reinforce" if self.discrete else "dynamics"
         self.actor_grad = auto if ac.actor_grad == "auto" else ac.actor_grad
+        if ac.imag_cont not in ("prob", "mode"):
+            raise ValueError(f"imag_cont must be prob or mode, not {ac.imag_cont}")
         if config.train.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, not {config.train.precision}")
         self.device = torch.device(device)
@@ -284,6 +286,12 @@ class DreamerAgent(nn.Module):
                 )
         return imagine_rollout(wm.rssm, start, policy, horizon, wm.reward_head, wm.continue_head)
 
+    def imagined_continues(self, logits: Tensor) -> Tensor:
+        """c_t from the continue head's logits: its probability, or its mode (0 or 1)."""
+        if self.config.actor_critic.imag_cont == "mode":
+            return (logits.float() > 0).float()
+        return torch.sigmoid(logits.float())
+
     def _train_actor_critic(self, start: State, start_cont: Tensor) -> dict[str, Tensor]:
         ac = self.config.actor_critic
         reinforce = self.actor_grad == "reinforce"
@@ -296,7 +304,7 @@ class DreamerAgent(nn.Module):
                 traj = self._imagine(start)
                 states = traj.states  # (H + 1, N, ...): heads take States (one-hot gathers)
                 rewards = wm.twohot.decode_logits(traj.reward_logits)  # (H, N): r_1..r_H
-                cont = torch.sigmoid(traj.cont_logits.float())  # (H, N): c_1..c_H
+                cont = self.imagined_continues(traj.cont_logits)  # (H, N): c_1..c_H
                 if reinforce:
                     # one critic pass serves both the targets and the critic loss
                     self.critic.requires_grad_(True)

@@ -71,6 +71,9 @@ class ActorCriticConfig:
     max_std: float = 1.0
     # 'auto' = REINFORCE for discrete, dynamics backprop for continuous (2023 recipe).
     actor_grad: str = "auto"  # 'auto' | 'reinforce' | 'dynamics'
+    # Continues c_t in imagination: the continue head's probability ('prob', 2025 code) or its
+    # mode, 1 unless termination is more likely than not ('mode', 2023 code).
+    imag_cont: str = "prob"  # 'prob' | 'mode'
     slow_critic_rate: float = 0.02  # EMA rate of the slow critic per update
     slow_critic_reg: float = 1.0  # weight of CE toward the slow critic's prediction
     # (2025 recipe also trains the critic on replayed returns, weight 0.3: not implemented yet)

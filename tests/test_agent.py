@@ -149,6 +149,18 @@ def test_actor_grad_resolution(config):
         DreamerAgent(*_spaces("CartPole-v1"), config)
 
 
+def test_imagined_continues_probability_or_mode(config):
+    logits = torch.tensor([-3.0, -0.1, 0.1, 4.0])
+    agent = DreamerAgent(*_spaces("CartPole-v1"), config)
+    assert torch.allclose(agent.imagined_continues(logits), torch.sigmoid(logits))
+    config.actor_critic.imag_cont = "mode"
+    agent = DreamerAgent(*_spaces("CartPole-v1"), config)
+    assert torch.equal(agent.imagined_continues(logits), torch.tensor([0.0, 0.0, 1.0, 1.0]))
+    config.actor_critic.imag_cont = "mean"
+    with pytest.raises(ValueError, match="imag_cont"):
+        DreamerAgent(*_spaces("CartPole-v1"), config)
+
+
 def test_reward_head_and_critic_start_at_zero(cartpole):
     feat = torch.randn(7, cartpole.world_model.rssm.feat_dim) * 3
     wm = cartpole.world_model
