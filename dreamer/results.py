@@ -81,6 +81,10 @@ def summarise_env(env_dir: str, name: str, out_dir: str) -> dict | None:
             ax.plot(*zip(*entry["curve"], strict=True), marker="o", ms=3, label=label)
     if threshold is not None:
         ax.axhline(threshold, color="C3", ls="--", lw=1, label=f"threshold {threshold:g}")
+    missing = [str(entry["seed"]) for entry in seeds if not entry.get("curve")]
+    if missing:  # summarised before curves were stored; their PNG is in the git history
+        note = f"seed {', '.join(missing)}: curve not stored (see git history)"
+        ax.annotate(note, (0.99, 0.01), xycoords="figure fraction", ha="right", fontsize=7)
     ax.set_xlabel("env steps")
     ax.set_ylabel("eval return (10 episodes, policy mode)")
     ax.set_title(f"DreamerV3 on {env_id}")
@@ -133,16 +137,23 @@ def table(summaries: list[dict]) -> str:
         finals = ", ".join("-" if x["final_eval"] is None else f"{x['final_eval']:.0f}"
                            for x in s["seeds"])  # fmt: skip
         walls = ", ".join(f"{x['wall_time_s'] / 60:.0f}" for x in s["seeds"])
-        to_solve = ", ".join(
-            "-" if x.get("wall_time_to_threshold_s") is None
-            else f"{x['wall_time_to_threshold_s'] / 60:.1f}"
-            for x in s["seeds"]
-        )  # fmt: skip
+        to_solve = ", ".join(_wall_to_threshold(x) for x in s["seeds"])
         lines.append(
             f"| {s['env_id']} | {s['threshold']:g} | {s['seeds'][0]['env_steps']:,} "
             f"| {len(s['seeds'])} | {steps} | {finals} | {to_solve} | {walls} |"
         )
+    if any("?" in line for line in lines[2:]):
+        lines.append("\n? = reached, but the time was not recorded (summarised before it was).")
     return "\n".join(lines)
+
+
+def _wall_to_threshold(entry: dict) -> str:
+    """Minutes to the threshold; '-' if never reached, '?' if reached but not recorded."""
+    if entry["steps_to_threshold"] is None:
+        return "-"
+    if entry.get("wall_time_to_threshold_s") is None:
+        return "?"
+    return f"{entry['wall_time_to_threshold_s'] / 60:.1f}"
 
 
 def update_readme(readme: str, text: str, start: str = START, end: str = END) -> None:
@@ -174,6 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     if not summaries:
         print(f"error: no finished runs named '{args.name}' under {args.runs}/", file=sys.stderr)
         return 2
+    # envs with no runs here keep their committed summaries in the table
+    done = {summary["env_id"] for summary in summaries}
+    for path in sorted(glob.glob(os.path.join(args.results, "*", "summary.json"))):
+        with open(path) as f:
+            summary = json.load(f)
+        if summary["env_id"] not in done and summary.get("run_name") == args.name:
+            summaries.append(summary)
+    summaries.sort(key=lambda summary: summary["env_id"])
     update_readme(args.readme, table(summaries))
     return 0
 
