@@ -44,6 +44,10 @@ def summarise_env(env_dir: str, name: str, out_dir: str) -> dict | None:
             print(f"skipping {path}: the run was interrupted before its budget")
             continue
         rows = read_metrics(os.path.join(os.path.dirname(path), "metrics.csv"))
+        started = os.path.join(os.path.dirname(path), "config.json")
+        if os.path.exists(started):  # the commit the run started from: older result.json
+            with open(started) as f:  # files hold HEAD at the end, which may be later
+                result["git_commit"] = json.load(f).get("git_commit", result["git_commit"])
         evals = [(r["env_step"], r["eval_mean"]) for r in rows if not math.isnan(r["eval_mean"])]
         threshold = result["config"]["train"]["threshold"]
         solved = [r for r in rows if threshold is not None and r["eval_mean"] >= threshold]

@@ -103,6 +103,7 @@ class Trainer:
         self._stop_signal: str | None = None
         self._episode: dict | None = None  # obs, reward, is_first, agent state, return
         self._start = time.time()
+        self._commit = git_commit()  # the code this process runs, not HEAD when it ends
         os.makedirs(logdir, exist_ok=True)
         self.latest_path = os.path.join(logdir, "latest.pt")
         self.best_path = os.path.join(logdir, "best.pt")
@@ -120,7 +121,7 @@ class Trainer:
             "seed": self.seed,
             "device": str(self.device),
             "command": self.command,
-            "git_commit": git_commit(),
+            "git_commit": self._commit,
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "config": config_to_dict(self.config),
