@@ -91,6 +91,17 @@ def synthetic_batch(config: DreamerConfig, obs_dim: int, action_dim: int, discre
     }
 
 
+def _profile(agent: DreamerAgent, batch: dict, updates: int = 3) -> None:
+    """torch.profiler over a few updates: the ops by self time, to stderr."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(updates):
+            agent.train_step(batch)
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+    print(f"profile of {updates} updates:\n{table}", file=sys.stderr)
+
+
 def _timed(fn: object, sync: object) -> float:
     start = time.perf_counter()
     fn()
@@ -137,6 +148,8 @@ def run(args: argparse.Namespace) -> dict:
         agent.train_step(batch)
     sync()
     totals = [_timed(lambda: agent.train_step(batch), sync) for _ in range(args.updates)]
+    if args.profile:
+        _profile(agent, batch)
 
     # The split: the world-model step alone, then imagination alone; actor-critic is the rest.
     def world_model_step() -> None:
@@ -214,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--updates", type=int, default=10)
     p.add_argument("--threads", type=int)
     p.add_argument("--table", action="store_true", help="all presets -> README table")
+    p.add_argument("--profile", action="store_true", help="also print torch.profiler's top ops")
     return p
 
 

@@ -32,7 +32,7 @@ class StateLinear(nn.Linear):
     def forward(self, x: Tensor | State) -> Tensor:
         if isinstance(x, Tensor):
             return super().forward(x)
-        if x.index is None or x.stoch.requires_grad:
+        if not x.gatherable:
             return super().forward(x.feat)  # straight-through gradients need the product
         D = x.deter.shape[-1]
         deter_part = F.linear(x.deter, self.weight[:, :D], self.bias)

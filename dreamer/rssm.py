@@ -49,6 +49,11 @@ class State(NamedTuple):
     def feat(self) -> Tensor:
         return torch.cat([self.deter, self.stoch], -1)  # (..., D + G*K)
 
+    @property
+    def gatherable(self) -> bool:
+        """Its classes are known and z_t carries no gradient: layers may gather, not multiply."""
+        return self.index is not None and not self.stoch.requires_grad
+
     def map(self, fn: Callable[[Tensor], Tensor]) -> State:
         """Apply `fn` to every tensor, e.g. a slice over the leading dims."""
         return State(*(None if x is None else fn(x) for x in self))
@@ -138,12 +143,12 @@ class RSSM(nn.Module):
 
     def recurrent(self, state: State, action: Tensor) -> Tensor:
         """h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}])."""
-        if state.index is None or state.stoch.requires_grad:
-            x = self.img_in(torch.cat([state.stoch, action], -1))
-        else:  # W [z, a] = W_z z + W_a a, with W_z z as a gather of one column per latent
+        if state.gatherable:  # W [z, a] = W_z z + W_a a, W_z z a gather of one column per latent
             weight, S = self.img_in[0].weight, self.stoch_dim
             z_part = onehot_matmul(state.stoch, state.index, weight[:, :S])
             x = self.img_in[1:](z_part + F.linear(action, weight[:, S:]))
+        else:
+            x = self.img_in(torch.cat([state.stoch, action], -1))
         return self.gru(x, state.deter)
 
     def prior_logits(self, deter: Tensor) -> Tensor:

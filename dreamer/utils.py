@@ -176,7 +176,7 @@ def onehot_matmul(onehot: Tensor, index: Tensor, weight: Tensor) -> Tensor:
 
 class _OneHotMatmul(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, onehot: Tensor, index: Tensor, weight: Tensor) -> Tensor:  # noqa: ANN001
+    def forward(ctx, onehot: Tensor, index: Tensor, weight: Tensor) -> Tensor:
         ctx.save_for_backward(onehot)
         lead, groups = index.shape[:-1], index.shape[-1]
         classes = onehot.shape[-1] // groups
@@ -188,7 +188,7 @@ class _OneHotMatmul(torch.autograd.Function):
         return out.reshape(*lead, weight.shape[0])
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[None, None, Tensor]:  # noqa: ANN001
+    def backward(ctx, grad: Tensor) -> tuple[None, None, Tensor]:
         (onehot,) = ctx.saved_tensors
         grad = grad.reshape(-1, grad.shape[-1])  # (N, out)
         grad_weight = grad.t() @ onehot.reshape(-1, onehot.shape[-1]).to(grad.dtype)
