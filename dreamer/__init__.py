@@ -18,6 +18,7 @@ from .utils import (
     TwohotEncoder,
     kl_balanced_loss,
     lambda_returns,
+    replay_lambda_returns,
     symexp,
     symlog,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "imagine_rollout",
     "kl_balanced_loss",
     "lambda_returns",
+    "replay_lambda_returns",
     "symexp",
     "symlog",
 ]

@@ -30,6 +30,7 @@ from .utils import (
     binary_cross_entropy_logits,
     kl_terms,
     lambda_returns,
+    replay_lambda_returns,
     symlog,
 )
 
@@ -264,9 +265,8 @@ class DreamerAgent(nn.Module):
             # non-finite world model: its states would poison the actor and critic too
             self.updates += 1
             return {key: float(value) for key, value in metrics.items()}
-        start = posts.detach().flatten()  # (B*T, ...): every posterior state starts a dream
-        start_cont = 1.0 - batch["is_terminal"].flatten()  # a terminal start carries no weight
-        metrics.update(self._train_actor_critic(start, start_cont))
+        posts = posts.detach()
+        metrics.update(self._train_actor_critic(posts, batch))
         self.updates += 1
         keys = list(metrics)
         values = torch.stack([metrics[k].detach().float() for k in keys]).tolist()  # one sync
@@ -292,8 +292,11 @@ class DreamerAgent(nn.Module):
             return (logits.float() > 0).float()
         return torch.sigmoid(logits.float())
 
-    def _train_actor_critic(self, start: State, start_cont: Tensor) -> dict[str, Tensor]:
+    def _train_actor_critic(self, posts: State, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Actor and critic from dreams that start at every replayed posterior (B, T, ...)."""
         ac = self.config.actor_critic
+        start = posts.flatten()  # (B*T, ...): every posterior state starts a dream
+        start_cont = 1.0 - batch["is_terminal"].flatten()  # a terminal start carries no weight
         reinforce = self.actor_grad == "reinforce"
         wm = self.world_model
         # The actor-critic losses never update the world model (or the critic, for the actor).
@@ -343,6 +346,9 @@ class DreamerAgent(nn.Module):
             critic_loss = self.value_twohot.loss(logits, target)
             critic_loss = critic_loss + ac.slow_critic_reg * self.value_twohot.loss(logits, slow)
             critic_loss = (weight * critic_loss).mean()
+            if ac.replay_critic_scale > 0:
+                replay_loss = self._replay_critic_loss(posts, batch, returns[0].detach())
+                critic_loss = critic_loss + ac.replay_critic_scale * replay_loss
         critic_norm = self._step(self.critic_opt, critic_loss, ac.grad_clip)
         self._update_slow_critic(ac.slow_critic_rate)
         return {
@@ -357,6 +363,27 @@ class DreamerAgent(nn.Module):
             "grad_norm/actor": actor_norm,
             "grad_norm/critic": critic_norm,
         }
+
+    def _replay_critic_loss(self, posts: State, batch: dict[str, Tensor], boot: Tensor) -> Tensor:
+        """Critic loss on the replayed sequence itself (2025 recipe; ALGORITHM.md section 2).
+
+        Targets are lambda-returns of the real rewards and terminations, bootstrapped with the
+        imagined return from each replayed state (`boot`, (B*T,)): real outcomes reach the
+        critic without waiting for the bootstrapped imagined values to catch up. Same CE and
+        slow-critic regulariser as in imagination; an episode's last step gets no loss.
+        """
+        ac = self.config.actor_critic
+        keys = ("reward", "is_terminal", "is_last")
+        reward, term, last = (batch[k].transpose(0, 1) for k in keys)  # (T, B) each
+        boot = boot.view(reward.shape[1], reward.shape[0]).transpose(0, 1)  # (T, B)
+        target = replay_lambda_returns(reward, boot, term, last, ac.gamma, ac.lam)  # (T, B)
+        logits = self.critic(posts)  # (B, T, bins)
+        with torch.no_grad():
+            slow = self.value_twohot.decode_logits(self.slow_critic(posts))  # (B, T)
+        loss = self.value_twohot.loss(logits, target.transpose(0, 1))
+        loss = loss + ac.slow_critic_reg * self.value_twohot.loss(logits, slow)  # (B, T)
+        weight = 1.0 - batch["is_last"]  # (B, T)
+        return (weight * loss)[:, :-1].mean()  # R_{T-1} = boot_{T-1} teaches nothing new
 
     @torch.no_grad()
     def _update_slow_critic(self, rate: float) -> None:

@@ -219,6 +219,36 @@ def lambda_returns(
     return torch.stack(returns[::-1])
 
 
+def replay_lambda_returns(
+    rewards: Tensor,
+    boot: Tensor,
+    is_terminal: Tensor,
+    is_last: Tensor,
+    gamma: float = 0.997,
+    lam: float = 0.95,
+) -> Tensor:
+    """TD(lambda) returns along a *replayed* sequence, time on dim 0 (2025 recipe, replay critic).
+
+    R_t = r_{t+1} + gamma (1 - term_{t+1}) ((1 - l_{t+1}) boot_{t+1} + l_{t+1} R_{t+1}),
+    l_{t+1} = lam (1 - last_{t+1}),  R_{T-1} = boot_{T-1}.
+
+    All inputs (T, ...): rewards[t] = r_t received on arriving at x_t, boot[t] = the imagined
+    lambda-return from x_t (what the critic learns in imagination), is_terminal/is_last flags of
+    x_t. Real rewards and terminations carry the return along the sequence; at an episode's last
+    step it stops following the sequence (the next step belongs to another episode) and
+    bootstraps, or ends at a termination. Returns (T, ...) for steps 0..T-1.
+    """
+    if not rewards.shape == boot.shape == is_terminal.shape == is_last.shape:
+        raise ValueError("replay_lambda_returns needs rewards, boot, flags of one shape (T, ...)")
+    live = gamma * (1.0 - is_terminal[1:].float())  # (T-1, ...)
+    mix = lam * (1.0 - is_last[1:].float())
+    base = rewards[1:] + live * (1.0 - mix) * boot[1:]
+    returns = [boot[-1]]
+    for t in reversed(range(rewards.shape[0] - 1)):
+        returns.append(base[t] + live[t] * mix[t] * returns[-1])
+    return torch.stack(returns[::-1])
+
+
 class PercentileNormalizer(nn.Module):
     """Return scale S = max(1, EMA(P95) - EMA(P5)) (paper Eq. 11).
 

@@ -223,7 +223,7 @@ def test_actor_critic_update_leaves_world_model_alone(
     wm_before, actor_before = _params(agent.world_model), _params(agent.actor)
     critic_before = _params(agent.critic)
     agent.world_model.zero_grad(set_to_none=True)
-    metrics = agent._train_actor_critic(posts.flatten(), 1.0 - batch["is_terminal"].flatten())
+    metrics = agent._train_actor_critic(posts.detach(), batch)
     assert torch.isfinite(metrics["loss/actor"]) and metrics["grad_norm/actor"] > 0
     for name, p in agent.world_model.named_parameters():
         assert p.grad is None, name  # no gradient reached the world model...
@@ -232,6 +232,38 @@ def test_actor_critic_update_leaves_world_model_alone(
     assert all(p.requires_grad for p in agent.critic.parameters())
     assert any(not torch.equal(p, actor_before[n]) for n, p in agent.actor.named_parameters())
     assert any(not torch.equal(p, critic_before[n]) for n, p in agent.critic.named_parameters())
+
+
+def test_replay_critic_loss_masks_episode_ends(cartpole, cartpole_batch):
+    # Zero-initialised critic: uniform logits, so each CE term is log(255) whatever the target;
+    # the loss is then (1 + slow reg) * log(255) * the share of unmasked steps 0..T-2.
+    batch = cartpole.batch_to_torch(cartpole_batch)
+    assert batch["is_last"][:, :-1].any(), "the fixture should hold an episode end"
+    with torch.no_grad():
+        _, _, posts, _ = cartpole.world_model.loss(batch)
+    boot = torch.randn(batch["reward"].numel())
+    loss = cartpole._replay_critic_loss(posts.detach(), batch, boot)
+    share = (1.0 - batch["is_last"][:, :-1]).mean()
+    reg = cartpole.config.actor_critic.slow_critic_reg
+    assert loss.item() == pytest.approx((1 + reg) * math.log(255) * share.item(), rel=1e-5)
+    loss.backward()
+    assert cartpole.critic.net[-1].weight.grad.abs().sum() > 0
+
+
+def test_replay_critic_loss_changes_only_the_critic_step(config, cartpole_batch):
+    agents = []
+    for scale in (0.0, 0.3):
+        config.actor_critic.replay_critic_scale = scale
+        torch.manual_seed(0)
+        agent = DreamerAgent(*_spaces("CartPole-v1"), config)
+        torch.manual_seed(1)
+        agent.train_step(cartpole_batch)
+        agents.append(agent)
+    off, on = agents
+    for name, p in _params(on.actor).items():
+        assert torch.equal(p, _params(off.actor)[name]), name  # the actor step comes first
+    critic_off = _params(off.critic)
+    assert any(not torch.equal(p, critic_off[n]) for n, p in _params(on.critic).items())
 
 
 def test_slow_critic_moves_two_percent_toward_critic(cartpole, cartpole_batch):

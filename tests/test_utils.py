@@ -16,6 +16,7 @@ from dreamer.utils import (
     kl_balanced_loss,
     kl_terms,
     lambda_returns,
+    replay_lambda_returns,
     onehot_matmul,
     sample_categorical,
     sample_onehot,
@@ -265,6 +266,48 @@ def test_lambda_returns_bad_shapes_raise():
         lambda_returns(r, torch.zeros(H + 2, N), c)
     with pytest.raises(ValueError):
         lambda_returns(r, torch.zeros(H + 1, N), torch.ones(H + 1, N))
+
+
+def test_replay_lambda_returns_hand_example():
+    gamma, lam = 0.9, 0.5
+    rewards = torch.tensor([0.0, 1.0, 2.0, 3.0])  # r_t received on arriving at x_t
+    boot = torch.tensor([10.0, 20.0, 30.0, 40.0])  # imagined returns from x_t
+    none = torch.zeros(4)
+    # no episode end: R_3 = 40, R_2 = 3 + 0.9 * 40 = 39, R_1 = 2 + 0.9 * (0.5 * 30 + 0.5 * 39)
+    # = 33.05, R_0 = 1 + 0.9 * (0.5 * 20 + 0.5 * 33.05) = 24.8725
+    out = replay_lambda_returns(rewards, boot, none, none, gamma, lam)
+    assert torch.allclose(out, torch.tensor([24.8725, 33.05, 39.0, 40.0]))
+    # x_2 ends its episode by a time limit: R_1 = 2 + 0.9 * 30 bootstraps, never reads x_3
+    last = torch.tensor([0.0, 0.0, 1.0, 0.0])
+    out = replay_lambda_returns(rewards, boot, none, last, gamma, lam)
+    assert torch.allclose(out[:2], torch.tensor([1 + 0.9 * (0.5 * 20 + 0.5 * 29.0), 29.0]))
+    # x_2 is terminal: R_1 = r_2 = 2, nothing after it counts
+    out = replay_lambda_returns(rewards, boot, last, last, gamma, lam)
+    assert torch.allclose(out[:2], torch.tensor([1 + 0.9 * (0.5 * 20 + 0.5 * 2.0), 2.0]))
+
+
+def test_replay_lambda_returns_never_read_past_an_episode_end():
+    T, B = 8, 5
+    rewards, boot = torch.randn(T, B), torch.randn(T, B)
+    term = torch.zeros(T, B)
+    last = torch.zeros(T, B)
+    last[4] = 1.0  # x_4 ends the episode; x_5.. belong to the next one
+    term[4, :2] = 1.0
+    out = replay_lambda_returns(rewards, boot, term, last)
+    rewards2, boot2 = rewards.clone(), boot.clone()
+    rewards2[5:], boot2[5:] = torch.randn(3, B), torch.randn(3, B)
+    out2 = replay_lambda_returns(rewards2, boot2, term, last)
+    assert torch.equal(out[:4], out2[:4])
+
+
+def test_replay_lambda_returns_without_episode_ends_match_imagined_form():
+    # With no flags the replayed sequence is a trajectory with c = 1 and v = boot.
+    T, B, gamma, lam = 6, 3, 0.97, 0.8
+    rewards, boot, zeros = torch.randn(T, B), torch.randn(T, B), torch.zeros(T, B)
+    out = replay_lambda_returns(rewards, boot, zeros, zeros, gamma, lam)
+    expected = lambda_returns(rewards[1:], boot, torch.ones(T - 1, B), gamma, lam)
+    assert torch.allclose(out[:-1], expected, atol=1e-6)
+    assert torch.equal(out[-1], boot[-1])
 
 
 # -- return normalisation ----------------------------------------------------------------------
