@@ -53,7 +53,8 @@ def plot_learning_curve(
     ax_loss.set_yscale("log")
     ax_loss.set_xlabel("env steps")
     ax_loss.set_title("world-model and critic losses")
-    ax_loss.legend(loc="best", fontsize=8)
+    if ax_loss.lines:  # a run stopped before its first finite loss has nothing to label
+        ax_loss.legend(loc="best", fontsize=8)
     fig.tight_layout()
     tmp = os.fspath(path) + ".tmp.png"
     fig.savefig(tmp, dpi=90)
