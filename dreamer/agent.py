@@ -347,7 +347,9 @@ class DreamerAgent(nn.Module):
             critic_loss = critic_loss + ac.slow_critic_reg * self.value_twohot.loss(logits, slow)
             critic_loss = (weight * critic_loss).mean()
             if ac.replay_critic_scale > 0:
-                replay_loss = self._replay_critic_loss(posts, batch, returns[0].detach())
+                # step 0 of every dream is a replayed posterior: reuse its critic outputs
+                boot = returns[0].detach()
+                replay_loss = self._replay_critic_loss(logits[0], slow[0], batch, boot)
                 critic_loss = critic_loss + ac.replay_critic_scale * replay_loss
         critic_norm = self._step(self.critic_opt, critic_loss, ac.grad_clip)
         self._update_slow_critic(ac.slow_critic_rate)
@@ -364,24 +366,27 @@ class DreamerAgent(nn.Module):
             "grad_norm/critic": critic_norm,
         }
 
-    def _replay_critic_loss(self, posts: State, batch: dict[str, Tensor], boot: Tensor) -> Tensor:
+    def _replay_critic_loss(
+        self, logits: Tensor, slow: Tensor, batch: dict[str, Tensor], boot: Tensor
+    ) -> Tensor:
         """Critic loss on the replayed sequence itself (2025 recipe; ALGORITHM.md section 2).
 
-        Targets are lambda-returns of the real rewards and terminations, bootstrapped with the
-        imagined return from each replayed state (`boot`, (B*T,)): real outcomes reach the
-        critic without waiting for the bootstrapped imagined values to catch up. Same CE and
-        slow-critic regulariser as in imagination; an episode's last step gets no loss.
+        logits (B*T, bins), slow (B*T,): critic logits and slow-critic values at the replayed
+        posteriors. Targets are lambda-returns of the real rewards and terminations,
+        bootstrapped with the imagined return from each replayed state (`boot`, (B*T,)): real
+        outcomes reach the critic without waiting for the bootstrapped imagined values to catch
+        up. Same CE and slow-critic regulariser as in imagination; an episode's last step gets
+        no loss.
         """
         ac = self.config.actor_critic
+        B, T = batch["reward"].shape
         keys = ("reward", "is_terminal", "is_last")
         reward, term, last = (batch[k].transpose(0, 1) for k in keys)  # (T, B) each
-        boot = boot.view(reward.shape[1], reward.shape[0]).transpose(0, 1)  # (T, B)
+        boot = boot.view(B, T).transpose(0, 1)  # (T, B)
         target = replay_lambda_returns(reward, boot, term, last, ac.gamma, ac.lam)  # (T, B)
-        logits = self.critic(posts)  # (B, T, bins)
-        with torch.no_grad():
-            slow = self.value_twohot.decode_logits(self.slow_critic(posts))  # (B, T)
+        logits = logits.view(B, T, -1)  # (B, T, bins)
         loss = self.value_twohot.loss(logits, target.transpose(0, 1))
-        loss = loss + ac.slow_critic_reg * self.value_twohot.loss(logits, slow)  # (B, T)
+        loss = loss + ac.slow_critic_reg * self.value_twohot.loss(logits, slow.view(B, T))
         weight = 1.0 - batch["is_last"]  # (B, T)
         return (weight * loss)[:, :-1].mean()  # R_{T-1} = boot_{T-1} teaches nothing new
 

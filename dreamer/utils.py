@@ -196,14 +196,19 @@ class _OneHotMatmul(torch.autograd.Function):
 
 
 def lambda_returns(
-    rewards: Tensor, values: Tensor, continues: Tensor, gamma: float = 0.997, lam: float = 0.95
+    rewards: Tensor,
+    values: Tensor,
+    continues: Tensor,
+    gamma: float = 0.997,
+    lam: float | Tensor = 0.95,
 ) -> Tensor:
     """TD(lambda) returns over an imagined trajectory (paper Eq. 7), time on dim 0.
 
     R_t = r_{t+1} + gamma * c_{t+1} * ((1 - lam) * v_{t+1} + lam * R_{t+1}),  R_H = v_H.
 
     rewards, continues: (H, ...) for steps 1..H (continues are probabilities, not yet times
-    gamma); values: (H + 1, ...) for steps 0..H. Returns (H, ...) for steps 0..H-1.
+    gamma); values: (H + 1, ...) for steps 0..H; lam a float or per step (H, ...).
+    Returns (H, ...) for steps 0..H-1.
     """
     horizon = rewards.shape[0]
     if values.shape[0] != horizon + 1 or continues.shape[0] != horizon:
@@ -211,10 +216,11 @@ def lambda_returns(
     discounts = gamma * continues
     # The non-recursive part: r_{t+1} + gamma c_{t+1} (1 - lam) v_{t+1}, in one batched op.
     base = rewards + discounts * (1.0 - lam) * values[1:]
+    decay = discounts * lam  # (H, ...)
     returns = []
     last = values[-1]
     for t in reversed(range(horizon)):
-        last = base[t] + discounts[t] * lam * last
+        last = base[t] + decay[t] * last
         returns.append(last)
     return torch.stack(returns[::-1])
 
@@ -240,13 +246,10 @@ def replay_lambda_returns(
     """
     if not rewards.shape == boot.shape == is_terminal.shape == is_last.shape:
         raise ValueError("replay_lambda_returns needs rewards, boot, flags of one shape (T, ...)")
-    live = gamma * (1.0 - is_terminal[1:].float())  # (T-1, ...)
-    mix = lam * (1.0 - is_last[1:].float())
-    base = rewards[1:] + live * (1.0 - mix) * boot[1:]
-    returns = [boot[-1]]
-    for t in reversed(range(rewards.shape[0] - 1)):
-        returns.append(base[t] + live[t] * mix[t] * returns[-1])
-    return torch.stack(returns[::-1])
+    continues = 1.0 - is_terminal[1:].float()
+    lams = lam * (1.0 - is_last[1:].float())  # lambda 0 after a last step: bootstrap there
+    returns = lambda_returns(rewards[1:], boot, continues, gamma, lams)  # (T-1, ...)
+    return torch.cat([returns, boot[-1:]])
 
 
 class PercentileNormalizer(nn.Module):

@@ -242,7 +242,11 @@ def test_replay_critic_loss_masks_episode_ends(cartpole, cartpole_batch):
     with torch.no_grad():
         _, _, posts, _ = cartpole.world_model.loss(batch)
     boot = torch.randn(batch["reward"].numel())
-    loss = cartpole._replay_critic_loss(posts.detach(), batch, boot)
+    starts = posts.detach().flatten()
+    logits = cartpole.critic(starts)  # (B*T, bins)
+    with torch.no_grad():
+        slow = cartpole.value_twohot.decode_logits(cartpole.slow_critic(starts))
+    loss = cartpole._replay_critic_loss(logits, slow, batch, boot)
     share = (1.0 - batch["is_last"][:, :-1]).mean()
     reg = cartpole.config.actor_critic.slow_critic_reg
     assert loss.item() == pytest.approx((1 + reg) * math.log(255) * share.item(), rel=1e-5)
