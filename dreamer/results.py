@@ -6,6 +6,9 @@ mean at the end, wall time, updates, command, git commit) and results/<env>/curv
 curves of all seeds, threshold drawn). The README table between the RESULTS markers is rewritten
 from those summaries; nothing in it is typed by hand.
 
+Runs of another name (`--name bf16`: runs/<env>/bf16-seed<k>/, a variant such as bf16 training)
+go to results/<env>/<name>/ and to the README table between the RESULTS:<name> markers.
+
 runs/ is not committed, so a summary keeps the seeds it already holds that runs/ lacks (runs
 made in an earlier checkout): each seed entry stores its own eval curve and command, and a seed
 re-run here replaces its old entry.
@@ -30,6 +33,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 from .plotting import read_metrics  # noqa: E402
 
 START, END = "<!-- RESULTS:START -->", "<!-- RESULTS:END -->"
+
+
+def markers(name: str) -> tuple[str, str]:
+    """The README markers of a run name's table: RESULTS for 'default', RESULTS:<name> else."""
+    if name == "default":
+        return START, END
+    return f"<!-- RESULTS:{name}:START -->", f"<!-- RESULTS:{name}:END -->"
+
+
+def summary_dir(results: str, env: str, name: str) -> str:
+    """results/<env>/ for the default runs, results/<env>/<name>/ for a named variant."""
+    return os.path.join(results, env) if name == "default" else os.path.join(results, env, name)
 
 
 def summarise_env(env_dir: str, name: str, out_dir: str) -> dict | None:
@@ -182,22 +197,24 @@ def main(argv: list[str] | None = None) -> int:
     summaries = []
     for env_dir in sorted(glob.glob(os.path.join(args.runs, "*"))):
         env = os.path.basename(env_dir)
-        summary = summarise_env(env_dir, args.name, os.path.join(args.results, env))
+        out_dir = summary_dir(args.results, env, args.name)
+        summary = summarise_env(env_dir, args.name, out_dir)
         if summary:
             summaries.append(summary)
-            print(f"{env}: {len(summary['seeds'])} seed(s) -> {args.results}/{env}/")
+            print(f"{env}: {len(summary['seeds'])} seed(s) -> {out_dir}/")
     if not summaries:
         print(f"error: no finished runs named '{args.name}' under {args.runs}/", file=sys.stderr)
         return 2
     # envs with no runs here keep their committed summaries in the table
     done = {summary["env_id"] for summary in summaries}
-    for path in sorted(glob.glob(os.path.join(args.results, "*", "summary.json"))):
+    pattern = os.path.join(summary_dir(args.results, "*", args.name), "summary.json")
+    for path in sorted(glob.glob(pattern)):
         with open(path) as f:
             summary = json.load(f)
         if summary["env_id"] not in done and summary.get("run_name") == args.name:
             summaries.append(summary)
     summaries.sort(key=lambda summary: summary["env_id"])
-    update_readme(args.readme, table(summaries))
+    update_readme(args.readme, table(summaries), *markers(args.name))
     return 0
 
 

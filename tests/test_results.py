@@ -2,11 +2,11 @@
 
 import json
 
-from dreamer.results import summarise_env
+from dreamer.results import main, summarise_env
 
 
-def _fake_run(env_dir, seed, final, gamma=0.997):
-    run = env_dir / f"default-seed{seed}"
+def _fake_run(env_dir, seed, final, gamma=0.997, name="default"):
+    run = env_dir / f"{name}-seed{seed}"
     run.mkdir(parents=True)
     rows = f"env_step,wall_time,eval_mean\n1000,5,10.0\n1500,8,\n2000,12,{final}\n"
     (run / "metrics.csv").write_text(rows)
@@ -57,3 +57,23 @@ def test_summary_drops_earlier_seeds_of_another_config(tmp_path):
     _fake_run(other, 1, 45.0, gamma=0.99)
     summary = summarise_env(str(other), "default", str(out_dir))
     assert [s["seed"] for s in summary["seeds"]] == [1]
+
+
+def test_named_runs_get_their_own_summary_and_readme_table(tmp_path):
+    runs, results, readme = tmp_path / "runs", tmp_path / "results", tmp_path / "README.md"
+    _fake_run(runs / "Fake-v0", 0, 30.0)
+    _fake_run(runs / "Fake-v0", 0, 25.0, name="bf16")
+    readme.write_text(
+        "<!-- RESULTS:START -->\nold\n<!-- RESULTS:END -->\n"
+        "<!-- RESULTS:bf16:START -->\nold\n<!-- RESULTS:bf16:END -->\n"
+    )
+    common = ["--runs", str(runs), "--results", str(results), "--readme", str(readme)]
+    assert main(common) == 0
+    assert main([*common, "--name", "bf16"]) == 0
+    default = json.loads((results / "Fake-v0" / "summary.json").read_text())
+    bf16 = json.loads((results / "Fake-v0" / "bf16" / "summary.json").read_text())
+    assert (default["run_name"], default["seeds"][0]["final_eval"]) == ("default", 30.0)
+    assert (bf16["run_name"], bf16["seeds"][0]["final_eval"]) == ("bf16", 25.0)
+    default_table, bf16_table = readme.read_text().split("<!-- RESULTS:bf16:START -->")
+    assert "| 30 |" in default_table and "| 25 |" not in default_table
+    assert "| 25 |" in bf16_table and "| 30 |" not in bf16_table
