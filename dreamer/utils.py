@@ -9,6 +9,8 @@ Shapes: G latent variables, K classes each, H imagination horizon, N = B*T start
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -154,9 +156,12 @@ def sample_categorical(logits: Tensor, uniform: Tensor | None = None) -> tuple[T
     if uniform is None:
         uniform = torch.rand_like(logits[..., :1])
     cdf = probs.detach().cumsum(-1)  # (..., K)
-    # scale by the total so float rounding of the cdf never leaves a draw past the last class
-    index = (cdf < uniform * cdf[..., -1:]).sum(-1, keepdim=True).clamp_(max=logits.shape[-1] - 1)
+    # The class is the number of cdf entries below the draw: one binary search per variable.
+    # Scale by the total so float rounding of the cdf never leaves a draw past the last class.
+    index = torch.searchsorted(cdf, uniform * cdf[..., -1:]).clamp_(max=logits.shape[-1] - 1)
     onehot = torch.zeros_like(logits).scatter_(-1, index, 1.0)
+    if not probs.requires_grad:  # no straight-through path to build (e.g. REINFORCE dreams)
+        return onehot, index.squeeze(-1)
     # (probs - sg(probs)) is exactly 0 forward, so the sample stays an exact one-hot in float32.
     return onehot + (probs - probs.detach()), index.squeeze(-1)
 
@@ -171,21 +176,34 @@ def onehot_matmul(onehot: Tensor, index: Tensor, weight: Tensor) -> Tensor:
     grad^T @ onehot (faster here than embedding_bag's sorting backward). No gradient reaches
     `onehot`: use this only where the state carries none.
     """
+    if not (torch.is_grad_enabled() and weight.requires_grad):
+        return _gather_columns(index, weight, onehot.shape[-1] // index.shape[-1])
     return _OneHotMatmul.apply(onehot, index, weight)
+
+
+@functools.lru_cache(maxsize=64)
+def _bag_layout(rows: int, groups: int, classes: int, device: torch.device) -> tuple:
+    """Per-group offsets into the (G*K, out) table and the start of each row's bag."""
+    offsets = torch.arange(groups, device=device) * classes  # class 0 of group g
+    starts = torch.arange(0, rows * groups, groups, device=device)  # a bag of G per row
+    return offsets, starts
+
+
+def _gather_columns(index: Tensor, weight: Tensor, classes: int) -> Tensor:
+    """sum_g weight[:, g*K + index_g] for every row: (..., G) classes -> (..., out)."""
+    lead, groups = index.shape[:-1], index.shape[-1]
+    offsets, starts = _bag_layout(index.numel() // groups, groups, classes, index.device)
+    rows = (index + offsets).reshape(-1)  # (N*G,) row of the table for each latent
+    table = weight.t().contiguous()  # (G*K, out)
+    out = F.embedding_bag(rows, table, starts, mode="sum")  # (N, out)
+    return out.reshape(*lead, weight.shape[0])
 
 
 class _OneHotMatmul(torch.autograd.Function):
     @staticmethod
     def forward(ctx, onehot: Tensor, index: Tensor, weight: Tensor) -> Tensor:
         ctx.save_for_backward(onehot)
-        lead, groups = index.shape[:-1], index.shape[-1]
-        classes = onehot.shape[-1] // groups
-        offsets = torch.arange(groups, device=index.device) * classes  # class 0 of group g
-        rows = (index + offsets).reshape(-1)  # (N*G,) row of the table for each latent
-        starts = torch.arange(0, rows.numel(), groups, device=index.device)  # a bag per row
-        table = weight.t().contiguous()  # (G*K, out)
-        out = F.embedding_bag(rows, table, starts, mode="sum")  # (N, out)
-        return out.reshape(*lead, weight.shape[0])
+        return _gather_columns(index, weight, onehot.shape[-1] // index.shape[-1])
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[None, None, Tensor]:

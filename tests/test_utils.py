@@ -412,3 +412,29 @@ def test_sample_categorical_index_is_the_sampled_class():
     onehot, index = sample_categorical(logits)
     assert index.shape == (50, 4) and index.dtype == torch.int64
     assert torch.equal(onehot.detach().argmax(-1), index)
+
+
+def test_sample_categorical_is_the_same_with_and_without_gradients():
+    # The no-grad path skips the straight-through terms; the draw itself must not change.
+    logits = torch.randn(64, 4, 7, requires_grad=True)
+    u = torch.rand(64, 4, 1)
+    onehot, index = sample_categorical(logits, u)
+    with torch.no_grad():
+        plain, plain_index = sample_categorical(logits, u)
+    assert onehot.requires_grad and not plain.requires_grad
+    assert torch.equal(plain, onehot.detach()) and torch.equal(plain_index, index)
+    # Inverse-CDF: a draw of 0 picks the first class with mass, a draw near 1 the last.
+    edge = torch.tensor([[0.0], [1.0 - 1e-7]])
+    _, edge_index = sample_categorical(torch.zeros(2, 5), edge)
+    assert edge_index.tolist() == [0, 4]
+
+
+def test_onehot_matmul_without_gradients_equals_the_product():
+    G, K, out = 3, 5, 4
+    index = torch.randint(0, K, (7, G))
+    onehot = torch.nn.functional.one_hot(index, K).double().flatten(-2)
+    weight = torch.randn(out, G * K, dtype=torch.double, requires_grad=True)
+    with torch.no_grad():
+        assert torch.allclose(onehot_matmul(onehot, index, weight), onehot @ weight.T, atol=1e-12)
+    frozen = weight.detach()  # a frozen layer (the world model during imagination)
+    assert torch.allclose(onehot_matmul(onehot, index, frozen), onehot @ frozen.T, atol=1e-12)
