@@ -84,7 +84,7 @@ class LayerNormGRUCell(nn.Module):
         reset = torch.sigmoid(reset)
         cand = torch.tanh(reset * cand)
         update = torch.sigmoid(update - 1.0)
-        return update * cand + (1.0 - update) * h
+        return torch.lerp(h, cand, update)  # update * cand + (1 - update) * h, one kernel
 
 
 def _mlp_logits(in_dim: int, units: int, out_dim: int) -> nn.Sequential:
@@ -136,9 +136,9 @@ class RSSM(nn.Module):
 
     def _reset(self, state: State, prev_action: Tensor, is_first: Tensor) -> tuple[State, Tensor]:
         """Replace state and action by the initial ones where is_first (B,) is set."""
-        keep = (1.0 - is_first.float()).unsqueeze(-1)  # (B, 1)
-        init = self.initial_state(keep.shape[0])
-        deter = keep * state.deter + (1.0 - keep) * init.deter
+        first = is_first.bool().unsqueeze(-1)  # (B, 1)
+        keep = (~first).float()
+        deter = torch.where(first, self.initial_state(first.shape[0]).deter, state.deter)
         return State(deter, keep * state.stoch), keep * prev_action
 
     def recurrent(self, state: State, action: Tensor) -> Tensor:
@@ -196,7 +196,8 @@ class RSSM(nn.Module):
         state = state if state is not None else self.initial_state(B)
         # Noise for every step drawn at once: the loop body is pure network work.
         uniform = torch.rand(B, T, self.config.stoch, 1, device=embed.device)
-        keep = 1.0 - is_first.float().unsqueeze(-1)  # (B, T, 1)
+        first = is_first.bool().unsqueeze(-1)  # (B, T, 1)
+        keep = (~first).float()
         prev_action = prev_action * keep
         init = self.initial_state(B)
         # Hoist the input-only halves of two Linears out of the loop: W [z, a] = W_z z + W_a a
@@ -209,8 +210,8 @@ class RSSM(nn.Module):
         img_rest, post_rest = self.img_in[1:], self.posterior_net[1:]
         deters, stochs, indices, posts = [], [], [], []
         for t in range(T):
-            # Reset at episode starts: blend toward the initial state (no Python branch).
-            deter = keep[:, t] * state.deter + (1.0 - keep[:, t]) * init.deter
+            # Reset at episode starts (a select, no Python branch): h = h_0, z = 0, a = 0.
+            deter = torch.where(first[:, t], init.deter, state.deter)
             stoch = keep[:, t] * state.stoch
             x = img_rest(F.linear(stoch, img_w[:, :S]) + action_part[:, t])
             deter = self.gru(x, deter)  # (B, D): h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}])
