@@ -84,7 +84,9 @@ class LayerNormGRUCell(nn.Module):
         reset = torch.sigmoid(reset)
         cand = torch.tanh(reset * cand)
         update = torch.sigmoid(update - 1.0)
-        return torch.lerp(h, cand, update)  # update * cand + (1 - update) * h, one kernel
+        # update * cand + (1 - update) * h in one kernel, in h's dtype: under bf16 autocast the
+        # gates are bf16 while the memory h stays float32 (lerp does not promote dtypes)
+        return torch.lerp(h, cand.to(h.dtype), update.to(h.dtype))
 
 
 def _mlp_logits(in_dim: int, units: int, out_dim: int) -> nn.Sequential:
