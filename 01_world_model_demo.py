@@ -23,10 +23,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from dreamer.agent import WorldModel, _space_info, atomic_torch_save
+from dreamer.agent import WorldModel, atomic_torch_save
 from dreamer.analysis import collect_episode, error_by_horizon, fill_replay, open_loop
 from dreamer.config import RSSMConfig, WorldModelConfig, config_to_dict
-from dreamer.envs import make_env, set_seed
+from dreamer.envs import make_env, set_seed, space_info
 from dreamer.replay_buffer import SequenceReplayBuffer
 
 
@@ -110,7 +110,7 @@ def main() -> int:
     replay = SequenceReplayBuffer(100_000, 32)
     for ep in episodes:
         fill_replay(replay, ep)
-    info = _space_info(env.observation_space, env.action_space)
+    info = space_info(env.observation_space, env.action_space)
     config = world_model_config()
     wm = WorldModel(info["obs_dim"], info["action_dim"], config)
     context, horizon = args.context, args.horizon

@@ -5,10 +5,11 @@ One update (`train_step`):
   2. From all B*T posterior states (detached), dream H steps with the actor (world model frozen).
   3. Lambda-returns R_t (Eq. 7) from predicted rewards, continues and critic values.
   4. Actor: -sg((R_t - v_t) / S) log pi(a_t|s_t) - eta H[pi]  (REINFORCE, Eq. 11), or
-     -(R_t - sg(v_t)) / S - eta H[pi] with R backpropagated through the dynamics.
+     -(R_t - v_t) / S - eta H[pi] with R_t and v_t backpropagated through the dynamics.
   5. Critic: twohot CE toward sg(R_t) plus CE toward the slow critic's prediction (Eq. 10);
      then the slow critic moves 2% toward the critic.
-Every imagined step is weighted by the product of predicted continues up to it.
+Every imagined step t is weighted by gamma^t times the product of predicted continues up to it.
+The losses of steps 3-5 are the functions of `actor_critic.py`.
 """
 
 from __future__ import annotations
@@ -21,26 +22,29 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from . import actor_critic as losses_ac
 from .config import DreamerConfig, WorldModelConfig, config_diff, config_to_dict
-from .networks import Actor, ContinueHead, Critic, Decoder, Encoder, RewardHead
-from .rssm import RSSM, State, imagine_rollout
+from .envs import space_info, to_env_action
+from .networks import Actor, ContinueHead, Critic, Decoder, Encoder, RewardHead, init_weights_
+from .rssm import RSSM, State, Trajectory, imagine_rollout
 from .utils import (
     PercentileNormalizer,
     TwohotEncoder,
     binary_cross_entropy_logits,
     kl_terms,
     lambda_returns,
-    replay_lambda_returns,
     symlog,
 )
 
-CHECKPOINT_FORMAT = "dreamer-agent-v1"
+CHECKPOINT_FORMAT = "dreamer-agent-v2"
 
 
 class WorldModel(nn.Module):
     """Encoder, RSSM, decoder, reward and continue heads with their losses."""
 
-    def __init__(self, obs_dim: int, action_dim: int, config: WorldModelConfig):
+    def __init__(
+        self, obs_dim: int, action_dim: int, config: WorldModelConfig, weight_init: str = "official"
+    ):
         super().__init__()
         c = config
         self.config = c
@@ -51,6 +55,7 @@ class WorldModel(nn.Module):
         self.reward_head = RewardHead(feat, c.units, c.layers, c.num_bins)
         self.continue_head = ContinueHead(feat, c.units, c.layers)
         self.twohot = TwohotEncoder(c.num_bins)
+        init_weights_(self, weight_init)
         # Loss scales keyed exactly like the losses (asserted in `loss`).
         self.scales = {
             "dec": c.dec_scale,
@@ -85,45 +90,6 @@ class WorldModel(nn.Module):
         return total, means, states, kl
 
 
-def _space_info(observation_space: Any, action_space: Any) -> dict:
-    """Validate gymnasium spaces -> sizes; unsupported spaces get a one-line error."""
-    from gymnasium import spaces
-
-    if not isinstance(observation_space, spaces.Box):
-        raise ValueError(
-            f"unsupported observation space {type(observation_space).__name__}: "
-            "dreamer supports flat Box (vector) observations"
-        )
-    if len(observation_space.shape) != 1:
-        raise ValueError(
-            f"unsupported observation shape {observation_space.shape}: dreamer supports "
-            "vector observations (1-D Box); images are not supported yet"
-        )
-    if isinstance(action_space, spaces.Discrete):
-        return {
-            "obs_dim": int(observation_space.shape[0]),
-            "action_dim": int(action_space.n),
-            "discrete": True,
-            "low": None,
-            "high": None,
-        }
-    if isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
-        low, high = action_space.low.astype(np.float64), action_space.high.astype(np.float64)
-        if not (np.isfinite(low).all() and np.isfinite(high).all()):
-            raise ValueError("unsupported Box action space with infinite bounds")
-        return {
-            "obs_dim": int(observation_space.shape[0]),
-            "action_dim": int(action_space.shape[0]),
-            "discrete": False,
-            "low": low.tolist(),
-            "high": high.tolist(),
-        }
-    raise ValueError(
-        f"unsupported action space {type(action_space).__name__}: "
-        "dreamer supports Discrete and 1-D Box actions"
-    )
-
-
 class DreamerAgent(nn.Module):
     """World model + actor + critic (+ slow critic, return normaliser) and their optimisers."""
 
@@ -136,16 +102,18 @@ class DreamerAgent(nn.Module):
     ):
         super().__init__()
         self.config = config = config or DreamerConfig()
-        self.spaces = _space_info(observation_space, action_space)
+        self.spaces = space_info(observation_space, action_space)
         self.discrete = self.spaces["discrete"]
         obs_dim, action_dim = self.spaces["obs_dim"], self.spaces["action_dim"]
         ac = config.actor_critic
-        self.world_model = WorldModel(obs_dim, action_dim, config.world_model)
+        self.world_model = WorldModel(obs_dim, action_dim, config.world_model, config.weight_init)
         feat = self.world_model.rssm.feat_dim
         self.actor = Actor(
             feat, action_dim, self.discrete, ac.units, ac.layers, ac.unimix, ac.min_std, ac.max_std
         )
         self.critic = Critic(feat, ac.units, ac.layers, ac.num_bins)
+        init_weights_(self.actor, config.weight_init)
+        init_weights_(self.critic, config.weight_init)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.retnorm = PercentileNormalizer(ac.retnorm_decay, ac.retnorm_low, ac.retnorm_high)
         self.value_twohot = TwohotEncoder(ac.num_bins)
@@ -159,10 +127,6 @@ class DreamerAgent(nn.Module):
             raise ValueError(f"precision must be fp32 or bf16, not {config.train.precision}")
         self.device = torch.device(device)
         self.to(self.device)
-        action_low = self.spaces["low"] or [-1.0] * action_dim
-        action_high = self.spaces["high"] or [1.0] * action_dim
-        self.register_buffer("action_low", torch.tensor(action_low, device=self.device))
-        self.register_buffer("action_high", torch.tensor(action_high, device=self.device))
         wm = config.world_model
         self.wm_opt = self._adam(self.world_model.parameters(), wm.lr, wm.eps)
         self.actor_opt = self._adam(self.actor.parameters(), ac.actor_lr, ac.eps)
@@ -210,12 +174,8 @@ class DreamerAgent(nn.Module):
         return action, (latent, action)
 
     def to_env_action(self, action: Tensor) -> np.ndarray:
-        """Model action (N, A) -> environment actions: an index, or rescaled to the bounds."""
-        if self.discrete:
-            return action.argmax(-1).cpu().numpy()
-        action = action.clamp(-1.0, 1.0)
-        scaled = self.action_low + (action + 1.0) / 2.0 * (self.action_high - self.action_low)
-        return scaled.cpu().numpy()
+        """Model actions (N, A) -> environment actions (`envs.to_env_action`)."""
+        return to_env_action(action.cpu().numpy(), self.spaces)
 
     def act(self, obs: Any, is_first: bool, explore: bool = True) -> Any:
         """Single-env convenience: keeps the recurrent state, resets when is_first."""
@@ -226,15 +186,21 @@ class DreamerAgent(nn.Module):
 
     # -- training -------------------------------------------------------------------------------
 
-    def _autocast(self) -> Any:
+    def autocast(self) -> Any:
+        """bf16 autocast when `train.precision` is bf16, else a no-op context."""
         enabled = self.config.train.precision == "bf16"
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
-    def _step(self, optimizer: torch.optim.Optimizer, loss: Tensor, clip: float) -> Tensor:
-        """Backprop, clip the global grad norm, and apply only if loss and norm are finite."""
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+    def step_optimizer(self, optimizer: torch.optim.Optimizer, loss: Tensor, clip: float) -> Tensor:
+        """Backprop into this optimiser's parameters only, clip the global grad norm, and step
+        only if loss and norm are finite.
+
+        `backward(inputs=params)` leaves every other module's gradients untouched: the actor's
+        loss flows through the world model and the critic without training them.
+        """
         params = [p for group in optimizer.param_groups for p in group["params"]]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward(inputs=params)
         norm = torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
         if torch.isfinite(norm) and torch.isfinite(loss):
             optimizer.step()
@@ -253,10 +219,10 @@ class DreamerAgent(nn.Module):
         if isinstance(next(iter(batch.values())), np.ndarray):
             batch = self.batch_to_torch(batch)
         metrics: dict[str, Tensor] = {}
-        with self._autocast():
+        with self.autocast():
             wm_loss, wm_losses, posts, kl = self.world_model.loss(batch)
         skipped = self.skipped_updates
-        metrics["grad_norm/world_model"] = self._step(
+        metrics["grad_norm/world_model"] = self.step_optimizer(
             self.wm_opt, wm_loss, self.config.world_model.grad_clip
         )
         metrics.update({f"loss/{key}": value.detach() for key, value in wm_losses.items()})
@@ -265,26 +231,32 @@ class DreamerAgent(nn.Module):
             # non-finite world model: its states would poison the actor and critic too
             self.updates += 1
             return {key: float(value) for key, value in metrics.items()}
-        posts = posts.detach()
-        metrics.update(self._train_actor_critic(posts, batch))
+        metrics.update(self.train_actor_critic(posts.detach(), batch))
         self.updates += 1
         keys = list(metrics)
         values = torch.stack([metrics[k].detach().float() for k in keys]).tolist()  # one sync
         return dict(zip(keys, values, strict=True))
 
-    def _imagine(self, start: State) -> Any:
-        """Dream H steps; REINFORCE needs no graph through the dynamics."""
+    def imagine(self, start: State) -> Trajectory:
+        """Dream H steps from `start` (N, ...) with a_t ~ pi(a | sg(s_t)).
+
+        The actor reads sg(s_t), as in the official 2023 code: with dynamics backprop the
+        return's gradient reaches an action through the world model, not through later actor
+        inputs. REINFORCE needs no graph through the dream at all.
+        """
         wm, horizon = self.world_model, self.config.actor_critic.horizon
 
         def policy(state: State) -> Tensor:
-            return self.actor(state).sample()
+            return self.actor(state.detach()).sample()
+
+        def rollout() -> Trajectory:
+            heads = (wm.reward_head, wm.continue_head)
+            return imagine_rollout(wm.rssm, start, policy, horizon, *heads)
 
         if self.actor_grad == "reinforce":
             with torch.no_grad():
-                return imagine_rollout(
-                    wm.rssm, start, policy, horizon, wm.reward_head, wm.continue_head
-                )
-        return imagine_rollout(wm.rssm, start, policy, horizon, wm.reward_head, wm.continue_head)
+                return rollout()
+        return rollout()
 
     def imagined_continues(self, logits: Tensor) -> Tensor:
         """c_t from the continue head's logits: its probability, or its mode (0 or 1)."""
@@ -292,66 +264,66 @@ class DreamerAgent(nn.Module):
             return (logits.float() > 0).float()
         return torch.sigmoid(logits.float())
 
-    def _train_actor_critic(self, posts: State, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Actor and critic from dreams that start at every replayed posterior (B, T, ...)."""
-        ac = self.config.actor_critic
-        start = posts.flatten()  # (B*T, ...): every posterior state starts a dream
-        start_cont = 1.0 - batch["is_terminal"].flatten()  # a terminal start carries no weight
-        reinforce = self.actor_grad == "reinforce"
-        wm = self.world_model
-        # The actor-critic losses never update the world model (or the critic, for the actor).
-        wm.requires_grad_(False)
-        self.critic.requires_grad_(False)
-        try:
-            with self._autocast():
-                traj = self._imagine(start)
-                states = traj.states  # (H + 1, N, ...): heads take States (one-hot gathers)
-                rewards = wm.twohot.decode_logits(traj.reward_logits)  # (H, N): r_1..r_H
-                cont = self.imagined_continues(traj.cont_logits)  # (H, N): c_1..c_H
-                if reinforce:
-                    # one critic pass serves both the targets and the critic loss
-                    self.critic.requires_grad_(True)
-                    value_logits = self.critic(states.detach())  # (H + 1, N, bins)
-                    values = self.value_twohot.decode_logits(value_logits.detach())
-                else:
-                    # frozen critic; the return's gradient flows through its input
-                    values = self.value_twohot.decode_logits(self.critic(states))  # (H + 1, N)
-                returns = lambda_returns(rewards, values, cont, ac.gamma, ac.lam)  # (H, N)
-                # w_t = c_0 * c_1 * ... * c_t: a state after a predicted episode end weighs 0.
-                weight = torch.cumprod(torch.cat([start_cont[None], cont[:-1]]), 0).detach()
-                self.retnorm.update(returns)
-                scale = self.retnorm.scale
-                adv = (returns - values[:-1].detach()) / scale  # (H, N)
-                starts_sg = states.map(lambda x: x[:-1].detach())  # s_0..s_{H-1}
-                dist = self.actor(starts_sg)
-                entropy = dist.entropy()  # (H, N)
-                if reinforce:
-                    # -sg(adv) * log pi(a_t | s_t)
-                    objective = adv.detach() * dist.log_prob(traj.actions.detach())
-                else:
-                    # dynamics backprop: the return itself carries the gradient
-                    objective = adv
-                actor_loss = -(weight * (objective + ac.entropy * entropy)).mean()
-        finally:
-            wm.requires_grad_(True)
-            self.critic.requires_grad_(True)
-        actor_norm = self._step(self.actor_opt, actor_loss, ac.grad_clip)
+    def train_actor_critic(self, posts: State, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Actor and critic from dreams that start at every replayed posterior (B, T, ...).
 
-        with self._autocast():
-            logits = value_logits[:-1] if reinforce else self.critic(starts_sg)  # (H, N, bins)
+        The world model is never trained here: each optimiser step backpropagates into its own
+        parameters only (`_step`).
+        """
+        ac = self.config.actor_critic
+        reinforce = self.actor_grad == "reinforce"
+        start = posts.flatten()  # (N = B*T, ...): every posterior state starts a dream
+        with self.autocast():
+            traj = self.imagine(start)
+            states = traj.states  # (H + 1, N, ...)
+            rewards = self.world_model.twohot.decode_logits(traj.reward_logits)  # (H, N)
+            # c_1..c_H; no gradient through the continue head (the 2023 code uses its mode)
+            cont = self.imagined_continues(traj.cont_logits).detach()  # (H, N)
+            if reinforce:  # one critic pass serves the targets and the critic loss
+                value_logits = self.critic(states.detach())  # (H + 1, N, bins)
+                values = self.value_twohot.decode_logits(value_logits.detach())
+            else:  # the return's gradient flows through the critic's input states
+                values = self.value_twohot.decode_logits(self.critic(states))  # (H + 1, N)
+            returns = lambda_returns(rewards, values, cont, ac.gamma, ac.lam)  # (H, N)
+            start_cont = 1.0 - batch["is_terminal"].flatten()  # (N,)
+            weight = losses_ac.imagination_weights(start_cont, cont, ac.gamma)  # (H, N)
+            self.retnorm.update(returns)
+            scale = self.retnorm.scale
+            adv = losses_ac.advantage(returns, values[:-1], scale)  # (H, N)
+            starts = states.map(lambda x: x[:-1].detach())  # sg(s_0..s_{H-1})
+            dist = self.actor(starts)
+            entropy = dist.entropy()  # (H, N)
+            if reinforce:
+                log_prob = dist.log_prob(traj.actions.detach())
+                actor_loss = losses_ac.reinforce_actor_loss(
+                    log_prob, entropy, adv, weight, ac.entropy
+                )
+            else:
+                actor_loss = losses_ac.dynamics_actor_loss(adv, entropy, weight, ac.entropy)
+        actor_norm = self.step_optimizer(self.actor_opt, actor_loss, ac.grad_clip)
+
+        with self.autocast():
+            logits = value_logits[:-1] if reinforce else self.critic(starts)  # (H, N, bins)
             with torch.no_grad():
-                slow = self.value_twohot.decode_logits(self.slow_critic(starts_sg))
-            target = returns.detach()
-            # CE toward sg(R_t) + CE toward the slow critic's value (regulariser)
-            critic_loss = self.value_twohot.loss(logits, target)
-            critic_loss = critic_loss + ac.slow_critic_reg * self.value_twohot.loss(logits, slow)
-            critic_loss = (weight * critic_loss).mean()
+                slow = self.value_twohot.decode_logits(self.slow_critic(starts))  # (H, N)
+            critic_loss = losses_ac.critic_loss(
+                self.value_twohot, logits, returns, slow, weight, ac.slow_critic_reg
+            )
             if ac.replay_critic_scale > 0:
                 # step 0 of every dream is a replayed posterior: reuse its critic outputs
-                boot = returns[0].detach()
-                replay_loss = self._replay_critic_loss(logits[0], slow[0], batch, boot)
+                B, T = batch["reward"].shape
+                replay_loss = losses_ac.replay_critic_loss(
+                    self.value_twohot,
+                    logits[0].view(B, T, -1),
+                    slow[0].view(B, T),
+                    batch,
+                    returns[0].detach().view(B, T),
+                    ac.gamma,
+                    ac.lam,
+                    ac.slow_critic_reg,
+                )
                 critic_loss = critic_loss + ac.replay_critic_scale * replay_loss
-        critic_norm = self._step(self.critic_opt, critic_loss, ac.grad_clip)
+        critic_norm = self.step_optimizer(self.critic_opt, critic_loss, ac.grad_clip)
         self._update_slow_critic(ac.slow_critic_rate)
         return {
             "loss/actor": actor_loss.detach(),
@@ -360,35 +332,12 @@ class DreamerAgent(nn.Module):
             "actor/return": returns.mean().detach(),
             "actor/value": values.mean().detach(),
             "actor/imag_reward": rewards.mean().detach(),
-            "actor/imag_cont": cont.mean().detach(),
+            "actor/imag_cont": cont.mean(),
+            "actor/weight": weight.mean(),
             "actor/return_scale": scale.detach(),
             "grad_norm/actor": actor_norm,
             "grad_norm/critic": critic_norm,
         }
-
-    def _replay_critic_loss(
-        self, logits: Tensor, slow: Tensor, batch: dict[str, Tensor], boot: Tensor
-    ) -> Tensor:
-        """Critic loss on the replayed sequence itself (2025 recipe; ALGORITHM.md section 2).
-
-        logits (B*T, bins), slow (B*T,): critic logits and slow-critic values at the replayed
-        posteriors. Targets are lambda-returns of the real rewards and terminations,
-        bootstrapped with the imagined return from each replayed state (`boot`, (B*T,)): real
-        outcomes reach the critic without waiting for the bootstrapped imagined values to catch
-        up. Same CE and slow-critic regulariser as in imagination; an episode's last step gets
-        no loss.
-        """
-        ac = self.config.actor_critic
-        B, T = batch["reward"].shape
-        keys = ("reward", "is_terminal", "is_last")
-        reward, term, last = (batch[k].transpose(0, 1) for k in keys)  # (T, B) each
-        boot = boot.view(B, T).transpose(0, 1)  # (T, B)
-        target = replay_lambda_returns(reward, boot, term, last, ac.gamma, ac.lam)  # (T, B)
-        logits = logits.view(B, T, -1)  # (B, T, bins)
-        loss = self.value_twohot.loss(logits, target.transpose(0, 1))
-        loss = loss + ac.slow_critic_reg * self.value_twohot.loss(logits, slow.view(B, T))
-        weight = 1.0 - batch["is_last"]  # (B, T)
-        return (weight * loss)[:, :-1].mean()  # R_{T-1} = boot_{T-1} teaches nothing new
 
     @torch.no_grad()
     def _update_slow_critic(self, rate: float) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .agent import WorldModel
-from .envs import model_to_env_action, random_model_action
+from .envs import random_model_action, space_info, to_env_action
 from .replay_buffer import SequenceReplayBuffer
 from .rssm import State
 from .utils import symexp
@@ -24,6 +24,7 @@ def collect_episode(env: Any, policy: Any, seed: int, rng: np.random.Generator) 
 
     `policy(obs, is_first)` returns a model action, or None for a random one.
     """
+    spaces = space_info(env.observation_space, env.action_space)
     obs, _ = env.reset(seed=seed)
     steps: dict[str, list] = {k: [] for k in ("obs", "action", "reward", "is_first", "is_terminal")}
     reward, is_first, done, terminated = 0.0, True, False, False
@@ -43,9 +44,7 @@ def collect_episode(env: Any, policy: Any, seed: int, rng: np.random.Generator) 
             frames.append(env.render())
         if done:
             break
-        obs, reward, terminated, truncated, _ = env.step(
-            model_to_env_action(action, env.action_space)
-        )
+        obs, reward, terminated, truncated, _ = env.step(to_env_action(action, spaces))
         reward, is_first, done = float(reward), False, terminated or truncated
     episode = {k: np.asarray(v, np.float32) for k, v in steps.items()}
     episode["prev_action"] = np.concatenate(

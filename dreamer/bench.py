@@ -159,14 +159,14 @@ def run(args: argparse.Namespace) -> dict:
 
     # The split: the world-model step alone, then imagination alone; actor-critic is the rest.
     def world_model_step() -> None:
-        with agent._autocast():
+        with agent.autocast():
             loss, _, posts, _ = agent.world_model.loss(batch)
-        agent._step(agent.wm_opt, loss, c.world_model.grad_clip)
+        agent.step_optimizer(agent.wm_opt, loss, c.world_model.grad_clip)
         world_model_step.start = posts.detach().flatten()
 
     def imagination() -> None:
-        with agent._autocast(), torch.no_grad():
-            agent._imagine(world_model_step.start)
+        with agent.autocast(), torch.no_grad():
+            agent.imagine(world_model_step.start)
 
     wm_ms = [_timed(world_model_step, sync) for _ in range(max(3, args.updates // 3))]
     imag_ms = [_timed(imagination, sync) for _ in range(max(3, args.updates // 3))]

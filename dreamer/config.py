@@ -6,8 +6,8 @@ KL weights 0.5 / 0.1, REINFORCE for discrete and dynamics backprop for continuou
 the 2025 recipe differs the field comment says so. Sizes default to the paper's XS preset
 (GRU 256, dense 256, 32x32 latents); the numbered scripts override what differs per environment.
 
-Deliberate departures: none in the maths. The GRU is the LayerNorm GRU of the PyTorch ports
-(update-gate bias -1), not the official 8-block GRU (ALGORITHM.md section 1).
+Every remaining difference from the official code (2023 and current) is a field here with its
+reason in the departures table of docs/walkthrough.md.
 """
 
 from __future__ import annotations
@@ -26,7 +26,12 @@ class RSSMConfig:
     classes: int = 32  # K: classes per categorical variable
     units: int = 256  # hidden units of the input and posterior/prior MLPs
     unimix: float = 0.01  # uniform mix into the categorical probs: 1% (paper: "unimix")
-    learned_initial: bool = True  # learn h_0 (tanh of a parameter) instead of zeros
+    # 'learned': h_0 = tanh(learned vector), z_0 = the prior's mode at h_0 (2023 official);
+    # 'zeros': h_0 = 0 and z_0 = 0, not trained (current official code).
+    initial: str = "learned"
+    # Continuous actions enter the GRU scaled to |a| <= action_clip (scale without gradient),
+    # so an unclipped policy sample cannot push the model off its training range (2023: 1.0).
+    action_clip: float = 1.0
 
 
 @dataclass
@@ -105,7 +110,9 @@ class TrainConfig:
     prefill: int = 1_000  # random-policy steps before the first update
     train_ratio: float = 512.0  # replayed steps (B*T per update) per env step; 2025 code: 32
     eval_every: int = 2_000  # env steps between evaluations
-    eval_episodes: int = 10  # episodes per evaluation (policy mode, separate env instance)
+    eval_episodes: int = 10  # episodes per evaluation (separate env instances)
+    # How evaluation acts: 'sample' the policy (both official versions) or take its 'mode'.
+    eval_policy: str = "sample"
     log_every: int = 500  # env steps between metric rows
     checkpoint_every: int = 5_000  # env steps between 'latest' checkpoints
     precision: str = "fp32"  # 'fp32' | 'bf16' (autocast)
@@ -120,6 +127,9 @@ class DreamerConfig:
     actor_critic: ActorCriticConfig = field(default_factory=ActorCriticConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    # Weight init of every Linear: 'official' = truncated normal, variance 1 / mean(fan_in,
+    # fan_out), zero biases (both official versions); 'torch' = PyTorch's default.
+    weight_init: str = "official"
 
 
 def config_to_dict(config: Any) -> dict:

@@ -1,4 +1,4 @@
-"""Environment helpers: creation with clear errors, action conversion, seeding, devices."""
+"""Environment helpers: spaces, creation with clear errors, action conversion, seeding, devices."""
 
 from __future__ import annotations
 
@@ -9,11 +9,47 @@ import numpy as np
 import torch
 
 
+def space_info(observation_space: Any, action_space: Any) -> dict:
+    """Validate gymnasium spaces -> sizes and bounds; unsupported spaces get a one-line error.
+
+    Returns obs_dim, action_dim, discrete, and the Box action bounds low/high (None if discrete).
+    """
+    from gymnasium import spaces
+
+    if not isinstance(observation_space, spaces.Box):
+        raise ValueError(
+            f"unsupported observation space {type(observation_space).__name__}: "
+            "dreamer supports flat Box (vector) observations"
+        )
+    if len(observation_space.shape) != 1:
+        raise ValueError(
+            f"unsupported observation shape {observation_space.shape}: dreamer supports "
+            "vector observations (1-D Box); images are not supported yet"
+        )
+    obs_dim = int(observation_space.shape[0])
+    if isinstance(action_space, spaces.Discrete):
+        n = int(action_space.n)
+        return {"obs_dim": obs_dim, "action_dim": n, "discrete": True, "low": None, "high": None}
+    if isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
+        low, high = action_space.low.astype(np.float64), action_space.high.astype(np.float64)
+        if not (np.isfinite(low).all() and np.isfinite(high).all()):
+            raise ValueError("unsupported Box action space with infinite bounds")
+        return {
+            "obs_dim": obs_dim,
+            "action_dim": int(action_space.shape[0]),
+            "discrete": False,
+            "low": low.tolist(),
+            "high": high.tolist(),
+        }
+    raise ValueError(
+        f"unsupported action space {type(action_space).__name__}: "
+        "dreamer supports Discrete and 1-D Box actions"
+    )
+
+
 def make_env(env_id: str, seed: int | None = None, render_mode: str | None = None) -> Any:
     """gymnasium.make with a one-line error for unknown ids or unsupported spaces."""
     import gymnasium as gym
-
-    from .agent import _space_info
 
     try:
         env = gym.make(env_id, render_mode=render_mode)
@@ -21,7 +57,7 @@ def make_env(env_id: str, seed: int | None = None, render_mode: str | None = Non
         raise ValueError(f"cannot make environment '{env_id}': {exc}") from None
     except ImportError as exc:  # e.g. Box2D missing for LunarLander
         raise ValueError(f"environment '{env_id}' needs an extra package: {exc}") from None
-    _space_info(env.observation_space, env.action_space)  # raises for unsupported spaces
+    space_info(env.observation_space, env.action_space)  # raises for unsupported spaces
     if seed is not None:
         env.action_space.seed(seed)
     return env
@@ -38,13 +74,17 @@ def random_model_action(action_space: Any, rng: np.random.Generator) -> np.ndarr
     return rng.uniform(-1.0, 1.0, size=action_space.shape).astype(np.float32)
 
 
-def model_to_env_action(action: np.ndarray, action_space: Any) -> Any:
-    """One-hot -> index; [-1, 1] -> the Box bounds."""
-    from gymnasium import spaces
+def to_env_action(action: np.ndarray, spaces: dict) -> Any:
+    """Model actions (..., A) -> environment actions (the one converter).
 
-    if isinstance(action_space, spaces.Discrete):
-        return int(np.argmax(action))
-    low, high = action_space.low, action_space.high
+    One-hot -> the index (an int for a single action); a continuous action is clipped to
+    [-1, 1] and rescaled to the Box bounds: low + (a + 1) / 2 * (high - low).
+    """
+    action = np.asarray(action)
+    if spaces["discrete"]:
+        index = action.argmax(-1)
+        return int(index) if index.ndim == 0 else index
+    low, high = np.asarray(spaces["low"]), np.asarray(spaces["high"])
     return (low + (np.clip(action, -1.0, 1.0) + 1.0) / 2.0 * (high - low)).astype(np.float32)
 
 

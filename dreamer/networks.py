@@ -1,6 +1,6 @@
 """Encoder, decoder, reward/continue heads, actor and critic (paper section "Methods").
 
-Every hidden layer is Linear -> LayerNorm -> SiLU (ALGORITHM.md section 3). Vector observations
+Every hidden layer is Linear -> LayerNorm -> SiLU, as in the official code. Vector observations
 enter through symlog (paper Eq. 1). The reward head and the critic predict twohot logits whose
 output layers start at zero, so their first predictions are 0 and early, noisy gradients
 cannot push them to huge values (paper section "Critic learning").
@@ -64,7 +64,30 @@ class MLP(nn.Sequential):
         """Zero the output layer (reward head, critic): first predictions are exactly 0."""
         nn.init.zeros_(self[-1].weight)
         nn.init.zeros_(self[-1].bias)
+        self[-1].zero_init = True  # `init_weights_` leaves it at zero (official outscale 0)
         return self
+
+
+def init_weights_(module: nn.Module, scheme: str = "official") -> nn.Module:
+    """Initialise every Linear of `module` in place; 'torch' keeps PyTorch's default.
+
+    'official' (both official versions): W ~ TruncNormal(0, std, -2 std, 2 std) with
+    std = sqrt(1 / mean(fan_in, fan_out)) / 0.8796 (the truncation's std correction) and zero
+    biases. Output layers zeroed by `MLP.zero_output` stay zero.
+    """
+    if scheme == "torch":
+        return module
+    if scheme != "official":
+        raise ValueError(f"weight_init must be 'official' or 'torch', not {scheme!r}")
+    for layer in module.modules():
+        if not isinstance(layer, nn.Linear) or getattr(layer, "zero_init", False):
+            continue
+        fan_out, fan_in = layer.weight.shape
+        std = math.sqrt(2.0 / (fan_in + fan_out)) / 0.87962566103423978
+        nn.init.trunc_normal_(layer.weight, 0.0, std, -2.0 * std, 2.0 * std)
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+    return module
 
 
 class Encoder(nn.Module):
@@ -144,18 +167,20 @@ class OneHotDist:
 
 
 class BoundedNormalDist:
-    """Normal with mean tanh(m) and std in [min_std, max_std]; samples clipped to [-1, 1].
+    """Normal with mean tanh(m) in [-1, 1] and std in [min_std, max_std] (2023 official).
 
-    The clip passes gradients straight through, so dynamics backprop still reaches the actor
-    when a sample lands outside the bounds.
+    Samples are not clipped here: REINFORCE scores the sample that was drawn (scoring a clipped
+    one would bias the gradient). The environment's action conversion clips to [-1, 1]
+    (`envs.to_env_action`) and the RSSM scales its input action into [-1, 1]
+    (`RSSM.clip_action`), as the official code's ClipAction wrapper and action_clip do.
     """
 
     def __init__(self, mean: Tensor, std: Tensor):
         self.mean, self.std = mean, std  # (..., A)
 
     def sample(self) -> Tensor:
-        raw = self.mean + self.std * torch.randn_like(self.mean)
-        return raw + (raw.clamp(-1.0, 1.0) - raw).detach()
+        """a = mean + std * eps, eps ~ N(0, 1): reparameterised (dynamics backprop)."""
+        return self.mean + self.std * torch.randn_like(self.mean)
 
     def mode(self) -> Tensor:
         return self.mean

@@ -12,11 +12,13 @@ Sequence model:  h_t = GRU(h_{t-1}, Linear+Norm+SiLU([z_{t-1}, a_{t-1}]))
 Posterior:       z_t ~ q(z_t | h_t, e_t)      Prior:  z^_t ~ p(z^_t | h_t)
 
 The state is reset to the initial state, and the previous action to zero, wherever `is_first`
-is set, so a replayed sequence never carries memory across an episode boundary.
+is set (`RSSM.reset`, the one place that does it), so a replayed sequence never carries memory
+across an episode boundary.
 
-Speed: the encoder runs once over the whole sequence before the loop; the prior of every step is
-computed in one batched call after the loop (it is not needed inside it); the sampling noise of
-the whole sequence is drawn up front. Only the GRU and the posterior are sequential.
+Speed: `observe` runs the encoder once over the whole sequence before the loop, computes the
+prior of every step in one batched call after it, draws the sampling noise up front and hoists
+the input-only halves of two Linears out of the loop. `observe_plain` is the same filter as a
+loop of `obs_step`; `utils.plain_maths()` selects it, and a test pins the two equal.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import RSSMConfig
-from .utils import onehot_matmul, sample_categorical, unimix_logits
+from .utils import fast_paths_enabled, onehot_matmul, sample_categorical, unimix_logits
 
 
 class State(NamedTuple):
@@ -52,7 +54,7 @@ class State(NamedTuple):
     @property
     def gatherable(self) -> bool:
         """Its classes are known and z_t carries no gradient: layers may gather, not multiply."""
-        return self.index is not None and not self.stoch.requires_grad
+        return fast_paths_enabled() and self.index is not None and not self.stoch.requires_grad
 
     def map(self, fn: Callable[[Tensor], Tensor]) -> State:
         """Apply `fn` to every tensor, e.g. a slice over the leading dims."""
@@ -116,7 +118,12 @@ class RSSM(nn.Module):
         self.gru = LayerNormGRUCell(c.units, c.deter)
         self.prior_net = _mlp_logits(c.deter, c.units, self.stoch_dim)
         self.posterior_net = _mlp_logits(c.deter + embed_dim, c.units, self.stoch_dim)
-        self.initial_deter = nn.Parameter(torch.zeros(c.deter), requires_grad=c.learned_initial)
+        if c.initial == "learned":
+            self.initial_deter = nn.Parameter(torch.zeros(c.deter))
+        elif c.initial == "zeros":  # a buffer: no optimiser can ever move it
+            self.register_buffer("initial_deter", torch.zeros(c.deter))
+        else:
+            raise ValueError(f"rssm.initial must be 'learned' or 'zeros', not {c.initial!r}")
 
     # -- pieces -------------------------------------------------------------------------------
 
@@ -131,20 +138,52 @@ class RSSM(nn.Module):
         return onehot.flatten(-2), index
 
     def initial_state(self, batch_size: int) -> State:
-        """h_0 = tanh(learned vector) (zeros if not learned), z_0 = 0."""
-        deter = torch.tanh(self.initial_deter).expand(batch_size, -1)
-        stoch = deter.new_zeros(batch_size, self.stoch_dim)
-        return State(deter, stoch)
+        """s_0 for `batch_size` rows.
 
-    def _reset(self, state: State, prev_action: Tensor, is_first: Tensor) -> tuple[State, Tensor]:
-        """Replace state and action by the initial ones where is_first (B,) is set."""
+        'learned': h_0 = tanh(w), z_0 = mode of p(z | h_0) (2023 official; z_0 carries no
+        gradient). 'zeros': h_0 = 0, z_0 = 0 (current official code).
+        """
+        deter = torch.tanh(self.initial_deter)[None]  # (1, D)
+        if self.config.initial == "zeros":
+            stoch = deter.new_zeros(1, self.stoch_dim)
+            return State(deter.expand(batch_size, -1), stoch.expand(batch_size, -1))
+        index = self.prior_logits(deter).argmax(-1)  # (1, G): the prior's mode
+        stoch = F.one_hot(index, self.config.classes).to(deter.dtype).flatten(-2)  # (1, G*K)
+        return State(
+            deter.expand(batch_size, -1),
+            stoch.expand(batch_size, -1),
+            index.expand(batch_size, -1),
+        )
+
+    def reset(
+        self, state: State, prev_action: Tensor, is_first: Tensor, initial: State
+    ) -> tuple[State, Tensor]:
+        """Where is_first (B,) is set: s_{t-1} <- s_0 and a_{t-1} <- 0; elsewhere unchanged.
+
+        `prev_action` may also be any linear image of the action (observe passes W_a a).
+        """
         first = is_first.bool().unsqueeze(-1)  # (B, 1)
-        keep = (~first).float()
-        deter = torch.where(first, self.initial_state(first.shape[0]).deter, state.deter)
-        return State(deter, keep * state.stoch), keep * prev_action
+        deter = torch.where(first, initial.deter, state.deter)
+        stoch = torch.where(first, initial.stoch, state.stoch)
+        index = None
+        if state.index is not None and initial.index is not None:
+            index = torch.where(first, initial.index, state.index)
+        return State(deter, stoch, index), prev_action * (~first).to(prev_action.dtype)
+
+    def clip_action(self, action: Tensor) -> Tensor:
+        """a * sg(c / max(c, |a|)): continuous actions scaled into [-c, c] (2023 official).
+
+        The scale carries no gradient, so dynamics backprop still reaches the actor. One-hot
+        actions are unchanged.
+        """
+        c = self.config.action_clip
+        if c <= 0:
+            return action
+        return action * (c / torch.clamp(action.abs(), min=c)).detach()
 
     def recurrent(self, state: State, action: Tensor) -> Tensor:
         """h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}])."""
+        action = self.clip_action(action)
         if state.gatherable:  # W [z, a] = W_z z + W_a a, W_z z a gather of one column per latent
             weight, S = self.img_in[0].weight, self.stoch_dim
             z_part = onehot_matmul(state.stoch, state.index, weight[:, :S])
@@ -172,7 +211,8 @@ class RSSM(nn.Module):
     ) -> tuple[State, Tensor, Tensor]:
         """One filtering step with the real observation -> (posterior state, post, prior logits)."""
         if is_first is not None:
-            state, prev_action = self._reset(state, prev_action, is_first)
+            initial = self.initial_state(state.deter.shape[0])
+            state, prev_action = self.reset(state, prev_action, is_first, initial)
         deter = self.recurrent(state, prev_action)
         post_logits = self.posterior_logits(deter, embed)
         state = State(deter, *self._sample(post_logits))
@@ -194,29 +234,27 @@ class RSSM(nn.Module):
 
         Returns posterior states (B, T, ...), posterior logits and prior logits (B, T, G, K).
         """
+        if not fast_paths_enabled():
+            return self.observe_plain(embed, prev_action, is_first, state)
         B, T = embed.shape[:2]
-        state = state if state is not None else self.initial_state(B)
+        initial = self.initial_state(B)
+        state = state if state is not None else initial
         # Noise for every step drawn at once: the loop body is pure network work.
         uniform = torch.rand(B, T, self.config.stoch, 1, device=embed.device)
-        first = is_first.bool().unsqueeze(-1)  # (B, T, 1)
-        keep = (~first).float()
-        prev_action = prev_action * keep
-        init = self.initial_state(B)
         # Hoist the input-only halves of two Linears out of the loop: W [z, a] = W_z z + W_a a
         # and W [h, e] = W_h h + W_e e, with the a- and e-parts done for all T in one matmul.
         img_w = self.img_in[0].weight  # (units, G*K + A)
         post_w = self.posterior_net[0].weight  # (units, D + E)
         S, D = self.stoch_dim, self.config.deter
-        action_part = F.linear(prev_action, img_w[:, S:])  # (B, T, units)
+        action_part = F.linear(self.clip_action(prev_action), img_w[:, S:])  # (B, T, units)
         embed_part = F.linear(embed, post_w[:, D:])  # (B, T, units)
         img_rest, post_rest = self.img_in[1:], self.posterior_net[1:]
         deters, stochs, indices, posts = [], [], [], []
         for t in range(T):
-            # Reset at episode starts (a select, no Python branch): h = h_0, z = 0, a = 0.
-            deter = torch.where(first[:, t], init.deter, state.deter)
-            stoch = keep[:, t] * state.stoch
-            x = img_rest(F.linear(stoch, img_w[:, :S]) + action_part[:, t])
-            deter = self.gru(x, deter)  # (B, D): h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}])
+            # W_a (0 * a) = 0 * W_a a: resetting the action's product resets the action
+            state, a_part = self.reset(state, action_part[:, t], is_first[:, t], initial)
+            x = img_rest(F.linear(state.stoch, img_w[:, :S]) + a_part)
+            deter = self.gru(x, state.deter)  # (B, D): h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}])
             post = self._logits(post_rest(F.linear(deter, post_w[:, :D]) + embed_part[:, t]))
             state = State(deter, *self._sample(post, uniform[:, t]))  # z_t ~ q(z_t | h_t, e_t)
             deters.append(deter)
@@ -227,6 +265,30 @@ class RSSM(nn.Module):
         states = State(deter, torch.stack(stochs, 1), torch.stack(indices, 1))  # (B, T, G*K)
         prior = self.prior_logits(deter)  # (B, T, G, K), batched outside the loop
         return states, torch.stack(posts, 1), prior
+
+    def observe_plain(
+        self,
+        embed: Tensor,
+        prev_action: Tensor,
+        is_first: Tensor,
+        state: State | None = None,
+    ) -> tuple[State, Tensor, Tensor]:
+        """`observe` as the textbook loop of `obs_step` (same noise, same values)."""
+        B, T = embed.shape[:2]
+        initial = self.initial_state(B)
+        state = state if state is not None else initial
+        uniform = torch.rand(B, T, self.config.stoch, 1, device=embed.device)
+        steps, posts, priors = [], [], []
+        for t in range(T):
+            state, action = self.reset(state, prev_action[:, t], is_first[:, t], initial)
+            deter = self.recurrent(state, action)  # h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}])
+            post = self.posterior_logits(deter, embed[:, t])
+            state = State(deter, *self._sample(post, uniform[:, t]))  # z_t ~ q(z_t | h_t, e_t)
+            steps.append(state)
+            posts.append(post)
+            priors.append(self.prior_logits(deter))
+        states = State(*(torch.stack(xs, 1) for xs in zip(*steps, strict=True)))
+        return states, torch.stack(posts, 1), torch.stack(priors, 1)
 
 
 @dataclass

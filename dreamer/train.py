@@ -4,7 +4,7 @@
     repeat:
         act with a sample of the policy, store (x_t, a_t, r_t, is_first, is_terminal)
         every env step, owe train_ratio / (B*T) updates; pay them with train_step
-        every eval_every steps: 10 episodes of the policy's mode on a separate env
+        every eval_every steps: 10 episodes of the policy (sampled) on separate envs
         log metrics.csv, keep 'latest' and 'best' checkpoints, redraw the curve
 
 Truncation (a time limit) is stored as is_last without is_terminal, so the continue head
@@ -31,7 +31,7 @@ import torch
 
 from .agent import DreamerAgent, atomic_torch_save, load_checkpoint_file
 from .config import DreamerConfig, config_diff, config_to_dict
-from .envs import make_env, model_to_env_action, random_model_action, resolve_device, set_seed
+from .envs import make_env, random_model_action, resolve_device, set_seed, to_env_action
 from .plotting import plot_learning_curve, read_metrics
 from .replay_buffer import SequenceReplayBuffer
 
@@ -217,7 +217,8 @@ class Trainer:
                 self.consecutive_skips = 0
 
     def evaluate(self, episodes: int | None = None) -> tuple[float, float]:
-        """Mean and std return of the policy's mode over `episodes` fresh episodes, batched.
+        """Mean and std return over `episodes` fresh episodes, batched; the policy is sampled or
+        its mode taken as `train.eval_policy` says.
 
         Runs on its own torch RNG stream, so evaluating (or not) never changes training.
         """
@@ -233,7 +234,8 @@ class Trainer:
         active = np.ones(episodes, bool)
         state, is_first = None, np.ones(episodes, bool)
         while active.any():
-            action, state = self.agent.policy(obs, state, is_first, explore=False)
+            explore = self.config.train.eval_policy == "sample"
+            action, state = self.agent.policy(obs, state, is_first, explore=explore)
             env_actions = self.agent.to_env_action(action)
             for i, env in enumerate(envs):
                 if not active[i]:
@@ -349,7 +351,7 @@ class Trainer:
                     )
                     action = model_action[0].cpu().numpy()
                 self.replay.add(ep["obs"], action, ep["reward"], ep["is_first"], False)
-                env_action = model_to_env_action(action, self.env.action_space)
+                env_action = to_env_action(action, self.agent.spaces)
                 obs, reward, term, trunc, _ = self.env.step(env_action)
                 ep.update(obs=obs, reward=float(reward), is_first=False)
                 ep["return"] += float(reward)

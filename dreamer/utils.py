@@ -9,7 +9,9 @@ Shapes: G latent variables, K classes each, H imagination horizon, N = B*T start
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +33,30 @@ __all__ = [
     "onehot_matmul",
     "lambda_returns",
     "PercentileNormalizer",
+    "plain_maths",
+    "fast_paths_enabled",
 ]
+
+# Speed tricks (one-hot gathers, a hoisted RSSM unroll) compute the same values as the plain
+# products of the paper. `plain_maths()` turns them all off, so a reader can step through the
+# textbook version and the tests can pin the two equal.
+_FAST_PATHS = True
+
+
+def fast_paths_enabled() -> bool:
+    """True unless inside `plain_maths()`."""
+    return _FAST_PATHS
+
+
+@contextlib.contextmanager
+def plain_maths() -> Iterator[None]:
+    """Inside this block every layer computes the plain maths, e.g. W [z, a] as one product."""
+    global _FAST_PATHS
+    previous, _FAST_PATHS = _FAST_PATHS, False
+    try:
+        yield
+    finally:
+        _FAST_PATHS = previous
 
 
 def symlog(x: Tensor) -> Tensor:
