@@ -23,8 +23,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from dreamer.agent import WorldModel, atomic_torch_save
+from dreamer.agent import WorldModel
 from dreamer.analysis import collect_episode, error_by_horizon, fill_replay, open_loop
+from dreamer.checkpoint import atomic_torch_save
 from dreamer.config import RSSMConfig, WorldModelConfig, config_to_dict
 from dreamer.envs import make_env, set_seed, space_info
 from dreamer.replay_buffer import SequenceReplayBuffer

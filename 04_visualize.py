@@ -29,8 +29,9 @@ import numpy as np
 import torch
 from matplotlib.animation import FuncAnimation, PillowWriter
 
-from dreamer.agent import DreamerAgent, load_checkpoint_file
+from dreamer.agent import DreamerAgent
 from dreamer.analysis import collect_episode, open_loop
+from dreamer.checkpoint import load_checkpoint_file
 from dreamer.config import DreamerConfig, config_from_dict
 from dreamer.envs import make_env
 

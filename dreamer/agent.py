@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from . import actor_critic as losses_ac
+from .checkpoint import atomic_torch_save, load_checkpoint_file
 from .config import DreamerConfig, WorldModelConfig, config_diff, config_to_dict
 from .envs import space_info, to_env_action
 from .networks import Actor, ContinueHead, Critic, Decoder, Encoder, RewardHead, init_weights_
@@ -385,25 +386,3 @@ class DreamerAgent(nn.Module):
 
     def load(self, path: str | os.PathLike) -> None:
         self.load_checkpoint_state(load_checkpoint_file(path))
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """torch.save to `path.tmp`, fsync, then os.replace: a crash never leaves a half file."""
-    path = os.fspath(path)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def load_checkpoint_file(path: str | os.PathLike) -> dict:
-    """torch.load with clear errors for missing or corrupt files."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated zip, wrong format, ...
-        raise ValueError(f"checkpoint {path} is corrupt or not a torch file ({exc})") from None

@@ -14,12 +14,9 @@ latest.pt / best.pt and curve.png.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
-import pickle
-import random
 import signal
 import subprocess
 import time
@@ -29,13 +26,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .agent import DreamerAgent, atomic_torch_save, load_checkpoint_file
-from .config import DreamerConfig, config_diff, config_to_dict
+from .agent import DreamerAgent
+from .checkpoint import atomic_torch_save, load_checkpoint_file, restore_run, run_state
+from .config import DreamerConfig, config_to_dict
 from .envs import make_env, random_model_action, resolve_device, set_seed, to_env_action
+from .logger import MetricsLogger, progress_bar
 from .plotting import plot_learning_curve, read_metrics
 from .replay_buffer import SequenceReplayBuffer
-
-RUN_FORMAT = "dreamer-run-v1"
 
 
 class NonFiniteError(RuntimeError):
@@ -101,7 +98,7 @@ class Trainer:
         self.last_return = math.nan
         self.consecutive_skips = 0
         self._stop_signal: str | None = None
-        self._episode: dict | None = None  # obs, reward, is_first, agent state, return
+        self.episode: dict | None = None  # obs, reward, is_first, agent state, return
         self._start = time.time()
         self._commit = git_commit()  # the code this process runs, not HEAD when it ends
         os.makedirs(logdir, exist_ok=True)
@@ -109,7 +106,7 @@ class Trainer:
         self.best_path = os.path.join(logdir, "best.pt")
         self.metrics_path = os.path.join(logdir, "metrics.csv")
         if resume:
-            self._resume()
+            restore_run(self, load_checkpoint_file(self.latest_path), self.latest_path)
         else:
             self._write_json("config.json", self._run_info())
 
@@ -133,62 +130,8 @@ class Trainer:
             json.dump(data, f, indent=2)
         os.replace(path + ".tmp", path)
 
-    def _checkpoint(self) -> dict:
-        return {
-            "format": RUN_FORMAT,
-            "env_id": self.env_id,
-            "seed": self.seed,
-            "agent": self.agent.checkpoint_state(),
-            "replay": self.replay.state_dict(),
-            "counters": {
-                "env_step": self.env_step,
-                "episodes": self.episodes,
-                "update_debt": self.update_debt,
-                "wall_time": self.wall_time(),
-                "best_eval": self.best_eval,
-                "steps_to_threshold": self.steps_to_threshold,
-                "last_eval": self.last_eval,
-            },
-            "episode": self._episode_checkpoint(),
-            "rng": {
-                "python": random.getstate(),
-                "numpy_global": np.random.get_state(),
-                "numpy": self.rng.bit_generator.state,
-                "torch": torch.get_rng_state(),
-            },
-        }
-
     def save_latest(self) -> None:
-        atomic_torch_save(self._checkpoint(), self.latest_path)
-
-    def _resume(self) -> None:
-        state = load_checkpoint_file(self.latest_path)
-        if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
-            raise ValueError(f"{self.latest_path} is not a dreamer run checkpoint")
-        if state["env_id"] != self.env_id:
-            raise ValueError(
-                f"checkpoint is for {state['env_id']}, not {self.env_id}: use another --logdir"
-            )
-        diffs = config_diff(state["agent"]["config"], config_to_dict(self.config))
-        diffs = [d for d in diffs if not d.startswith("train.steps:")]  # extending a run is fine
-        if diffs:
-            raise ValueError("cannot resume with a different config: " + "; ".join(diffs))
-        self.agent.load_checkpoint_state(state["agent"], strict_config=False)
-        self.replay.load_state_dict(state["replay"])
-        c = state["counters"]
-        self.env_step, self.episodes = c["env_step"], c["episodes"]
-        self.update_debt, self.wall_offset = c["update_debt"], c["wall_time"]
-        self.best_eval, self.steps_to_threshold = c["best_eval"], c["steps_to_threshold"]
-        self.last_eval = c["last_eval"]
-        episode = state.get("episode")
-        if episode is not None:  # continue the interrupted episode exactly
-            self.env = pickle.loads(episode.pop("env"))
-            self._episode = episode
-        rng = state["rng"]
-        random.setstate(rng["python"])
-        np.random.set_state(rng["numpy_global"])
-        self.rng.bit_generator.state = rng["numpy"]
-        torch.set_rng_state(rng["torch"])
+        atomic_torch_save(run_state(self), self.latest_path)
 
     # -- loop ---------------------------------------------------------------------------------
 
@@ -249,7 +192,7 @@ class Trainer:
         return float(returns.mean()), float(returns.std())
 
     def _log(self, pending: list[dict], eval_result: tuple[float, float] | None) -> None:
-        row: dict[str, Any] = {
+        counters = {
             "env_step": self.env_step,
             "wall_time": round(self.wall_time(), 2),
             "updates": self.agent.updates,
@@ -259,36 +202,7 @@ class Trainer:
             "eval_std": eval_result[1] if eval_result else "",
             "skipped_updates": self.agent.skipped_updates,
         }
-        keys = dict.fromkeys(key for metrics in pending for key in metrics)
-        for key in keys:  # a skipped (non-finite) update reports world-model keys only
-            row[key] = float(np.mean([m[key] for m in pending if key in m]))
-        new = not os.path.exists(self.metrics_path)
-        if not new:
-            with open(self.metrics_path, newline="") as f:
-                header = next(csv.reader(f), None)
-            new = header is None
-        if new:
-            header = list(row)
-        elif set(row) - set(header):
-            # first metric row after prefill brings the loss columns: rewrite with a wider header
-            old = read_metrics(self.metrics_path)
-            header = list(row)
-            with open(self.metrics_path, "w", newline="") as f:
-                writer = csv.DictWriter(f, header)
-                writer.writeheader()
-                for r in old:
-                    writer.writerow({k: _csv_value(v) for k, v in r.items() if k in header})
-        with open(self.metrics_path, "a", newline="") as f:
-            writer = csv.DictWriter(f, header, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-        if self.tensorboard is not None:
-            for key, value in row.items():
-                if isinstance(value, int | float) and not (
-                    isinstance(value, float) and math.isnan(value)
-                ):
-                    self.tensorboard.add_scalar(key, value, self.env_step)
+        self.logger.write(counters, pending)
         pending.clear()
 
     def _on_eval(self, mean: float) -> None:
@@ -303,18 +217,8 @@ class Trainer:
     def _reset_episode(self) -> dict:
         """Start an episode; seeds follow the episode count, so a resumed run matches."""
         obs, _ = self.env.reset(seed=self.seed + self.episodes)
-        self._episode = {"obs": obs, "reward": 0.0, "is_first": True, "state": None, "return": 0.0}
-        return self._episode
-
-    def _episode_checkpoint(self) -> dict | None:
-        """The running episode: env (if picklable, as classic-control envs are) + agent state."""
-        if self._episode is None:
-            return None
-        try:
-            env = pickle.dumps(self.env)
-        except Exception:  # Box2D and other C-backed envs cannot be pickled
-            return None
-        return {"env": env, **self._episode}
+        self.episode = {"obs": obs, "reward": 0.0, "is_first": True, "state": None, "return": 0.0}
+        return self.episode
 
     def _handle_signal(self, signum: int, frame: Any) -> None:
         self._stop_signal = signal.Signals(signum).name
@@ -332,15 +236,15 @@ class Trainer:
         """Train until `train.steps` env steps (or a signal); return a summary."""
         tc = self.config.train
         self._start = time.time()
-        self.tensorboard = _maybe_tensorboard(self.logdir)
+        self.logger = MetricsLogger(self.logdir)
         handlers = {
             s: signal.signal(s, self._handle_signal) for s in (signal.SIGINT, signal.SIGTERM)
         }
-        bar = _progress(tc.steps, self.env_step, self.progress)
+        bar = progress_bar(tc.steps, self.env_step, self.progress)
         pending: list[dict] = []
-        if self._episode is None:
+        if self.episode is None:
             self._reset_episode()
-        ep = self._episode
+        ep = self.episode
         try:
             while self.env_step < tc.steps and self._stop_signal is None:
                 if len(self.replay) < tc.prefill:
@@ -387,8 +291,7 @@ class Trainer:
                 signal.signal(sig, handler)
         self.save_latest()
         self.plot()
-        if self.tensorboard is not None:
-            self.tensorboard.close()
+        self.logger.close()
         if self._stop_signal:
             print(
                 f"\n{self._stop_signal}: saved {self.latest_path} at step {self.env_step}; "
@@ -406,28 +309,3 @@ class Trainer:
         )
         self._write_json("result.json", {**result.__dict__, **self._run_info()})
         return result
-
-
-def _csv_value(value: float) -> float | int | str:
-    """Re-written rows: NaN as an empty cell, whole numbers (counters) as ints."""
-    if math.isnan(value):
-        return ""
-    return int(value) if value.is_integer() else value
-
-
-def _maybe_tensorboard(logdir: str) -> Any:
-    """A SummaryWriter if tensorboard is installed; it is not a requirement."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(logdir)
-
-
-def _progress(total: int, initial: int, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True,
-        mininterval=1.0,
-    )  # fmt: skip

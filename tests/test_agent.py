@@ -11,6 +11,7 @@ import torch
 from conftest import tiny_config
 from gymnasium import spaces
 
+from dreamer.actor_critic import replay_critic_loss
 from dreamer.agent import DreamerAgent, WorldModel
 from dreamer.config import RSSMConfig, WorldModelConfig
 from dreamer.envs import random_model_action
@@ -113,10 +114,14 @@ def test_discrete_policy_and_act(cartpole):
 def test_continuous_policy_range_and_rescaling(pendulum):
     assert not pendulum.discrete and pendulum.actor_grad == "dynamics"
     obs = np.random.randn(64, 3).astype(np.float32) * 5
-    for explore in (True, False):
-        action, _ = pendulum.policy(obs, None, np.ones(64, bool), explore=explore)
-        assert action.shape == (64, 1)
-        assert action.min() >= -1.0 and action.max() <= 1.0
+    mode, _ = pendulum.policy(obs, None, np.ones(64, bool), explore=False)
+    assert mode.shape == (64, 1) and mode.abs().max() <= 1.0  # tanh mean
+    # Samples are not clipped (REINFORCE scores what was drawn); the env conversion clips.
+    sample, _ = pendulum.policy(obs, None, np.ones(64, bool), explore=True)
+    env_action = pendulum.to_env_action(sample)
+    assert np.all(np.abs(env_action) <= 2.0)
+    outside = sample.abs() > 1.0
+    assert np.allclose(env_action[outside.numpy()], 2.0 * np.sign(sample[outside].numpy()))
     env_action = pendulum.to_env_action(torch.tensor([[-1.0], [1.0], [0.0], [0.5], [7.0]]))
     assert np.allclose(env_action[:, 0], [-2.0, 2.0, 0.0, 1.0, 2.0])
     for step in range(6):
@@ -223,12 +228,12 @@ def test_actor_critic_update_leaves_world_model_alone(
     wm_before, actor_before = _params(agent.world_model), _params(agent.actor)
     critic_before = _params(agent.critic)
     agent.world_model.zero_grad(set_to_none=True)
-    metrics = agent._train_actor_critic(posts.detach(), batch)
+    metrics = agent.train_actor_critic(posts.detach(), batch)
     assert torch.isfinite(metrics["loss/actor"]) and metrics["grad_norm/actor"] > 0
     for name, p in agent.world_model.named_parameters():
         assert p.grad is None, name  # no gradient reached the world model...
         assert torch.equal(p, wm_before[name]), name  # ...and it did not move
-        assert p.requires_grad  # frozen only for the duration of the update
+        assert p.requires_grad  # still trainable by its own optimiser
     assert all(p.requires_grad for p in agent.critic.parameters())
     assert any(not torch.equal(p, actor_before[n]) for n, p in agent.actor.named_parameters())
     assert any(not torch.equal(p, critic_before[n]) for n, p in agent.critic.named_parameters())
@@ -241,12 +246,16 @@ def test_replay_critic_loss_masks_episode_ends(cartpole, cartpole_batch):
     assert batch["is_last"][:, :-1].any(), "the fixture should hold an episode end"
     with torch.no_grad():
         _, _, posts, _ = cartpole.world_model.loss(batch)
-    boot = torch.randn(batch["reward"].numel())
-    starts = posts.detach().flatten()
-    logits = cartpole.critic(starts)  # (B*T, bins)
+    B, T = batch["reward"].shape
+    boot = torch.randn(B, T)
+    starts = posts.detach()
+    logits = cartpole.critic(starts)  # (B, T, bins)
     with torch.no_grad():
         slow = cartpole.value_twohot.decode_logits(cartpole.slow_critic(starts))
-    loss = cartpole._replay_critic_loss(logits, slow, batch, boot)
+    ac = cartpole.config.actor_critic
+    loss = replay_critic_loss(
+        cartpole.value_twohot, logits, slow, batch, boot, ac.gamma, ac.lam, ac.slow_critic_reg
+    )
     share = (1.0 - batch["is_last"][:, :-1]).mean()
     reg = cartpole.config.actor_critic.slow_critic_reg
     assert loss.item() == pytest.approx((1 + reg) * math.log(255) * share.item(), rel=1e-5)

@@ -13,8 +13,8 @@ import torch
 from conftest import tiny_config
 
 from dreamer import DreamerAgent
-from dreamer.agent import atomic_torch_save, load_checkpoint_file
 from dreamer.bench import synthetic_batch
+from dreamer.checkpoint import atomic_torch_save, load_checkpoint_file
 from dreamer.train import Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -43,7 +43,7 @@ def test_observe_shapes(rssm, rssm_config):
 def test_obs_step_and_imagine_step_shapes(rssm, rssm_config):
     G, K, D = rssm_config.stoch, rssm_config.classes, rssm_config.deter
     init = rssm.initial_state(B)
-    assert init.deter.shape == (B, D) and torch.equal(init.stoch, torch.zeros(B, G * K))
+    assert init.deter.shape == (B, D) and init.stoch.shape == (B, G * K)
     state, post, prior = rssm.obs_step(init, torch.zeros(B, A), torch.randn(B, E))
     assert state.deter.shape == (B, D) and state.stoch.shape == (B, G * K)
     assert post.shape == prior.shape == (B, G, K)
@@ -137,16 +137,66 @@ def test_observe_reset_ignores_state_and_previous_action(rssm):
     assert torch.allclose(reset.deter, one.deter, atol=1e-6)
 
 
-def test_learned_initial_state(rssm_config):
+def test_learned_initial_state_is_tanh_and_the_priors_mode(rssm_config):
     rssm = RSSM(rssm_config, A, E)
     assert rssm.initial_deter.requires_grad
     with torch.no_grad():
         rssm.initial_deter.fill_(0.5)
-    assert torch.allclose(rssm.initial_state(2).deter, torch.full((2, 32), 0.5).tanh())
-    rssm_config.learned_initial = False
-    fixed = RSSM(rssm_config, A, E)
-    assert not fixed.initial_deter.requires_grad
-    assert torch.equal(fixed.initial_state(2).deter, torch.zeros(2, 32))
+    init = rssm.initial_state(2)
+    h0 = torch.full((2, 32), 0.5).tanh()
+    assert torch.allclose(init.deter, h0)
+    # z_0 is the prior's mode at h_0 (2023 official): one class per latent, its argmax
+    G, K = rssm_config.stoch, rssm_config.classes
+    mode = rssm.prior_logits(h0).argmax(-1)  # (2, G)
+    assert torch.equal(init.stoch.unflatten(-1, (G, K)).argmax(-1), mode)
+    assert torch.equal(init.stoch.sum(-1), torch.full((2,), float(G)))
+    assert torch.equal(init.index, mode)
+
+
+def test_zeros_initial_state_is_never_trained(rssm_config):
+    rssm_config.initial = "zeros"
+    rssm = RSSM(rssm_config, A, E)
+    assert "initial_deter" not in dict(rssm.named_parameters())  # no optimiser can see it
+    init = rssm.initial_state(2)
+    assert torch.equal(init.deter, torch.zeros(2, 32)) and torch.equal(init.stoch, init.stoch * 0)
+    states, post, prior = rssm.observe(*_inputs())
+    (states.feat.sum() + post.sum()).backward()
+    assert torch.equal(rssm.initial_state(1).deter, torch.zeros(1, 32))
+
+
+def test_observe_equals_obs_step_away_from_resets(rssm):
+    embed, prev_action, is_first = _inputs()
+    with torch.no_grad():
+        states, post, prior = rssm.observe(embed, prev_action, is_first)
+        for t in range(1, T):  # is_first only at t = 0
+            previous = states.map(lambda x, t=t: x[:, t - 1])
+            one, one_post, one_prior = rssm.obs_step(previous, prev_action[:, t], embed[:, t])
+            assert torch.allclose(one.deter, states.deter[:, t], atol=1e-6)
+            assert torch.allclose(one_post, post[:, t], atol=1e-5)
+            assert torch.allclose(one_prior, prior[:, t], atol=1e-5)
+
+
+def test_fast_observe_equals_the_plain_loop(rssm):
+    from dreamer.utils import plain_maths
+
+    inputs = _inputs(reset_at=2)
+    torch.manual_seed(3)
+    fast = rssm.observe(*inputs)
+    with plain_maths():
+        torch.manual_seed(3)
+        plain = rssm.observe(*inputs)
+    for x, y in zip(fast[0], plain[0], strict=True):
+        assert torch.allclose(x, y, atol=1e-6)
+    assert torch.allclose(fast[1], plain[1], atol=1e-5)
+    assert torch.allclose(fast[2], plain[2], atol=1e-5)
+
+
+def test_continuous_actions_enter_the_gru_scaled_into_the_clip(rssm):
+    action = torch.tensor([[0.5, -3.0], [2.0, 2.0]], requires_grad=True)
+    clipped = rssm.clip_action(action)
+    assert torch.allclose(clipped, torch.tensor([[0.5, -1.0], [1.0, 1.0]]))
+    clipped.sum().backward()  # the scale c / max(c, |a|) carries no gradient
+    assert torch.allclose(action.grad, torch.tensor([[1.0, 1 / 3], [0.5, 0.5]]))
 
 
 def test_rssm_logits_are_unimixed(rssm, rssm_config):

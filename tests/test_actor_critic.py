@@ -1,0 +1,128 @@
+"""The actor-critic losses, one equation each: hand-computed values, gradients and agreement
+with torch.distributions."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import pytest
+import torch
+from conftest import tiny_config
+from torch import distributions as D
+
+from dreamer.actor_critic import (
+    dynamics_actor_loss,
+    imagination_weights,
+    reinforce_actor_loss,
+)
+from dreamer.agent import DreamerAgent
+from dreamer.bench import synthetic_batch
+from dreamer.networks import BoundedNormalDist, OneHotDist
+from dreamer.utils import unimix_logits
+
+
+def test_imagination_weights_by_hand():
+    gamma = 0.9
+    start_cont = torch.tensor([1.0, 0.0])  # the second dream starts at a terminal state
+    cont = torch.tensor([[0.5, 1.0], [0.2, 1.0], [1.0, 1.0]])  # c_1..c_3
+    w = imagination_weights(start_cont, cont, gamma)
+    # w_0 = c_0, w_1 = c_0 g c_1, w_2 = c_0 g^2 c_1 c_2
+    expected = torch.tensor([[1.0, 0.0], [0.9 * 0.5, 0.0], [0.81 * 0.5 * 0.2, 0.0]])
+    assert torch.allclose(w, expected, atol=1e-7)
+    assert not w.requires_grad
+
+
+def test_imagination_weights_carry_gamma_to_the_power_t():
+    H, gamma = 30, 0.997
+    w = imagination_weights(torch.ones(4), torch.ones(H, 4), gamma)
+    assert torch.allclose(w[:, 0], gamma ** torch.arange(H, dtype=torch.float32), rtol=1e-6)
+    assert w[-1, 0].item() == pytest.approx(0.917, abs=1e-3)  # 9% less than without gamma^t
+
+
+def test_reinforce_gradient_is_minus_advantage_times_score():
+    torch.manual_seed(0)
+    H, N, A, eta = 3, 5, 4, 0.0
+    logits = torch.randn(H, N, A, requires_grad=True)
+    action = torch.nn.functional.one_hot(torch.randint(A, (H, N)), A).float()
+    adv = torch.randn(H, N, requires_grad=True)
+    weight = torch.rand(H, N)
+    dist = OneHotDist(torch.log_softmax(logits, -1))
+    loss = reinforce_actor_loss(dist.log_prob(action), dist.entropy(), adv, weight, eta)
+    loss.backward()
+    # d/dlogits of -mean(w A log softmax(logits)[a]) = -w A (onehot(a) - softmax) / (H N)
+    expected = -(weight * adv.detach())[..., None] * (action - logits.softmax(-1)) / (H * N)
+    assert torch.allclose(logits.grad, expected, atol=1e-7)
+    assert adv.grad is None  # sg(A): no gradient into the critic's baseline or the returns
+
+
+def test_entropy_bonus_gradient():
+    logits = torch.zeros(1, 1, 3, requires_grad=True)
+    logits.data[..., 0] = 1.0
+    dist = OneHotDist(torch.log_softmax(logits, -1))
+    loss = reinforce_actor_loss(
+        dist.log_prob(torch.tensor([[[1.0, 0, 0]]])), dist.entropy(), torch.zeros(1, 1),
+        torch.ones(1, 1), eta=1.0,
+    )  # fmt: skip
+    loss.backward()
+    # with A = 0 only -H[pi] remains: its gradient pushes the most likely class down
+    assert logits.grad[0, 0, 0] > 0 and logits.grad[0, 0, 1] < 0
+
+
+def test_dynamics_actor_loss_passes_gradient_through_the_return():
+    adv = torch.randn(2, 3, requires_grad=True)
+    weight = torch.rand(2, 3)
+    dynamics_actor_loss(adv, torch.zeros(2, 3), weight, 3e-4).backward()
+    assert torch.allclose(adv.grad, -weight / 6)
+
+
+def test_dynamics_backprop_reaches_the_actor_through_the_world_model():
+    env = gym.make("Pendulum-v1")
+    config = tiny_config()
+    config.actor_critic.entropy = 0.0  # only the return can move the actor
+    agent = DreamerAgent(env.observation_space, env.action_space, config)
+    assert agent.actor_grad == "dynamics"
+    with torch.no_grad():  # a reward head that depends on the state, so returns depend on a_t
+        torch.nn.init.normal_(agent.world_model.reward_head.net[-1].weight)
+    batch = agent.batch_to_torch(synthetic_batch(config, 3, 1, False))
+    with torch.no_grad():
+        _, _, posts, _ = agent.world_model.loss(batch)
+    metrics = agent.train_actor_critic(posts, batch)
+    assert metrics["grad_norm/actor"] > 0
+    assert all(p.grad is None for p in agent.world_model.parameters())
+
+
+@pytest.mark.parametrize("unimix", [0.0, 0.01])
+def test_onehot_dist_matches_torch_categorical(unimix):
+    torch.manual_seed(0)
+    raw = torch.randn(6, 5)
+    logits = unimix_logits(raw, unimix)
+    ours = OneHotDist(logits)
+    probs = (1 - unimix) * raw.softmax(-1) + unimix / 5
+    ref = D.Categorical(probs=probs)
+    index = torch.randint(5, (6,))
+    action = torch.nn.functional.one_hot(index, 5).float()
+    assert torch.allclose(ours.log_prob(action), ref.log_prob(index), atol=1e-6)
+    assert torch.allclose(ours.entropy(), ref.entropy(), atol=1e-6)
+
+
+def test_bounded_normal_dist_matches_torch_normal():
+    torch.manual_seed(0)
+    mean, std = torch.randn(7, 2).tanh(), torch.rand(7, 2) * 0.9 + 0.1
+    ours = BoundedNormalDist(mean, std)
+    ref = D.Independent(D.Normal(mean, std), 1)
+    action = torch.randn(7, 2) * 2  # also outside [-1, 1]: the unclipped sample is scored
+    assert torch.allclose(ours.log_prob(action), ref.log_prob(action), atol=1e-5)
+    assert torch.allclose(ours.entropy(), ref.entropy(), atol=1e-6)
+    sample = ours.sample()
+    assert sample.shape == (7, 2)
+
+
+def test_bounded_normal_sample_is_reparameterised_and_unclipped():
+    mean = torch.full((20000, 1), 0.9, requires_grad=True)
+    std = torch.full((20000, 1), 0.5)
+    sample = BoundedNormalDist(mean, std).sample()
+    assert (sample > 1.0).float().mean().item() == pytest.approx(0.42, abs=0.02)  # P(z > 0.2)
+    sample.sum().backward()
+    assert torch.equal(mean.grad, torch.ones_like(mean))  # d sample / d mean = 1 everywhere
+    assert math.isfinite(sample.mean().item())
