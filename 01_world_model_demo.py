@@ -27,7 +27,7 @@ from dreamer.agent import WorldModel
 from dreamer.analysis import collect_episode, error_by_horizon, fill_replay, open_loop
 from dreamer.checkpoint import atomic_torch_save
 from dreamer.config import RSSMConfig, WorldModelConfig, config_to_dict
-from dreamer.envs import make_env, set_seed, space_info
+from dreamer.envs import make_env, obs_names, set_seed, space_info
 from dreamer.replay_buffer import SequenceReplayBuffer
 
 
@@ -68,11 +68,11 @@ def train_world_model(wm, replay, updates, rng, batch_size=16, log_every=25):
     return history
 
 
-def plot_open_loop(out, context, path, title):
+def plot_open_loop(out, context, path, title, names):
     obs_dim = out["obs_real"].shape[1]
     fig, axes = plt.subplots(1, obs_dim + 2, figsize=(3.2 * (obs_dim + 2), 3))
     steps = np.arange(context, context + len(out["obs_real"]))
-    series = [(f"obs[{d}]", out["obs_real"][:, d], out["obs_pred"][:, d]) for d in range(obs_dim)]
+    series = [(names[d], out["obs_real"][:, d], out["obs_pred"][:, d]) for d in range(obs_dim)]
     series += [
         ("reward", out["reward_real"], out["reward_pred"]),
         ("continue", out["cont_real"], out["cont_pred"]),
@@ -128,6 +128,7 @@ def main() -> int:
         context,
         os.path.join(logdir, "open_loop.png"),
         f"{args.env}: open-loop prediction",
+        obs_names(args.env, info["obs_dim"]),
     )
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(range(1, horizon + 1), before, "C3-o", ms=3, label="before training")

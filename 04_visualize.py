@@ -33,7 +33,7 @@ from dreamer.agent import DreamerAgent
 from dreamer.analysis import collect_episode, open_loop
 from dreamer.checkpoint import load_checkpoint_file
 from dreamer.config import DreamerConfig, config_from_dict
-from dreamer.envs import make_env
+from dreamer.envs import make_env, obs_names
 
 SCRIPTS = {
     "CartPole-v1": "02_dreamer_cartpole.py",
@@ -84,11 +84,13 @@ def load_agent(path: str) -> tuple[dict, DreamerConfig, str | None]:
 
 
 def play(agent: DreamerAgent, env, seed: int) -> tuple[dict, np.ndarray, np.ndarray]:
-    """One episode with the policy's mode; returns it plus posterior feats and values."""
+    """One episode acting as evaluation does (`train.eval_policy`); returns it plus posterior
+    feats and values."""
     feats, values, holder = [], [], {"state": None}
+    explore = agent.config.train.eval_policy == "sample"
 
     def policy(obs, is_first):
-        action, holder["state"] = agent.policy(obs, holder["state"], [is_first], explore=False)
+        action, holder["state"] = agent.policy(obs, holder["state"], [is_first], explore=explore)
         feat = holder["state"][0].feat
         feats.append(feat[0].numpy())
         values.append(agent.value_twohot.decode_logits(agent.critic(feat))[0].item())
@@ -136,14 +138,14 @@ def plot_tsne(feats, steps, values, obs, obs_name, path, seed):
     plt.close(fig)
 
 
-def plot_dream(out, context, path, title):
+def plot_dream(out, context, path, title, names):
     dims = out["obs_real"].shape[1]
     fig, axes = plt.subplots(1, dims, figsize=(3.2 * dims, 3), squeeze=False)
     steps = np.arange(context, context + len(out["obs_real"]))
     for d, ax in enumerate(axes[0]):
         ax.plot(steps, out["obs_real"][:, d], "k-", label="real")
         ax.plot(steps, out["obs_pred"][:, d], "C1--", label="imagined")
-        ax.set_title(f"obs[{d}]")
+        ax.set_title(names[d])
         ax.set_xlabel("time step")
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(title)
@@ -152,7 +154,7 @@ def plot_dream(out, context, path, title):
     plt.close(fig)
 
 
-def write_gif(frames, out, context, path, fps=20):
+def write_gif(frames, out, context, path, names, fps=20):
     """Rendered frames on the left; real vs dreamed observation curves on the right."""
     n = min(len(frames) - context, len(out["obs_real"]))
     fig, (ax_img, ax_obs) = plt.subplots(1, 2, figsize=(9, 3.5))
@@ -161,7 +163,7 @@ def write_gif(frames, out, context, path, fps=20):
     steps = np.arange(n)
     lines = []
     for d in range(out["obs_real"].shape[1]):
-        (real,) = ax_obs.plot([], [], color=f"C{d}", lw=1.5, label=f"obs[{d}] real")
+        (real,) = ax_obs.plot([], [], color=f"C{d}", lw=1.5, label=f"{names[d]} real")
         (pred,) = ax_obs.plot([], [], color=f"C{d}", lw=1.5, ls="--")
         lines.append((real, pred, d))
     ax_obs.set_xlim(0, n)
@@ -206,11 +208,11 @@ def main() -> int:
     feats = np.concatenate([f for _, f, _ in played])
     steps = np.concatenate([np.arange(len(f)) for _, f, _ in played])
     values = np.concatenate([v for _, _, v in played])
-    obs_dim = 2 if played[0][0]["obs"].shape[1] > 2 else 0  # CartPole: pole angle
+    names = obs_names(env_id, played[0][0]["obs"].shape[1])
+    obs_dim = 2 if len(names) > 2 else 0  # CartPole: pole angle
     obs = np.concatenate([ep["obs"][: len(f), obs_dim] for ep, f, _ in played])
-    plot_tsne(
-        feats, steps, values, obs, f"obs[{obs_dim}]", os.path.join(outdir, "tsne.png"), args.seed
-    )
+    tsne_path = os.path.join(outdir, "tsne.png")
+    plot_tsne(feats, steps, values, obs, names[obs_dim], tsne_path, args.seed)
 
     episode = max((ep for ep, _, _ in played), key=lambda ep: len(ep["obs"]))
     horizon = min(args.horizon, len(episode["obs"]) - args.context)
@@ -220,11 +222,13 @@ def main() -> int:
         args.context,
         os.path.join(outdir, "dream.png"),
         f"{env_id}: imagined vs real, same start and actions",
+        names,
     )
 
     gif_len = min(args.gif_steps, len(episode["obs"]) - args.context)
     gif_out = open_loop(agent.world_model, episode, 0, args.context, gif_len)
-    write_gif(episode["frames"], gif_out, args.context, os.path.join(outdir, "episode.gif"))
+    gif_path = os.path.join(outdir, "episode.gif")
+    write_gif(episode["frames"], gif_out, args.context, gif_path, names)
     print(f"wrote tsne.png, dream.png, episode.gif in {outdir}")
     return 0
 

@@ -16,9 +16,7 @@ from dreamer.config import DreamerConfig, RSSMConfig
 
 def lunar_lander_config() -> DreamerConfig:
     config = DreamerConfig()
-    # The classic-control size (deter 128, 16x16 latents, units 128): the mid-size model (deter
-    # 256, units 256) took 1.0 s per update of B*T = 1,024 on one core (`python -m dreamer.bench
-    # --preset lunar --deter 256 --units 256 --seq-len 64 --threads 1`): 5+ hours for 300k steps.
+    # The classic-control size: the mid-size model would take 5+ hours for 300k steps on a CPU.
     config.world_model.rssm = RSSMConfig(deter=128, stoch=16, classes=16, units=128)
     config.world_model.units = 128
     config.actor_critic.units = 128
@@ -26,8 +24,7 @@ def lunar_lander_config() -> DreamerConfig:
     config.actor_critic.critic_lr = 1e-4
     config.replay.seq_len = 32  # more, smaller updates for the same compute
     config.train.steps = 300_000  # the bar: solved within 300k env steps
-    # The 2025 code's default of 32 replayed steps per env step (paper: 512): 18,688 updates of
-    # B*T = 512; seed 0 took 126 min on one core, sharing the machine with 1-3 other runs.
+    # The 2025 code's default of 32 replayed steps per env step (paper: 512): about 2 h per seed.
     config.train.train_ratio = 32
     config.train.eval_every = 10_000
     config.train.threshold = 200.0

@@ -8,6 +8,26 @@ from typing import Any
 import numpy as np
 import torch
 
+# What each observation dimension is, for plot labels (gymnasium's documented layouts).
+OBS_NAMES = {
+    "CartPole-v1": ["cart position (m)", "cart velocity", "pole angle (rad)", "pole velocity"],
+    "Pendulum-v1": ["cos(angle)", "sin(angle)", "angular velocity"],
+    "Acrobot-v1": [
+        "cos(theta1)", "sin(theta1)", "cos(theta2)", "sin(theta2)", "theta1 velocity",
+        "theta2 velocity",
+    ],
+    "LunarLander-v3": [
+        "x", "y", "x velocity", "y velocity", "angle", "angular velocity", "left leg contact",
+        "right leg contact",
+    ],
+}  # fmt: skip
+
+
+def obs_names(env_id: str, obs_dim: int) -> list[str]:
+    """Labels of the observation dimensions: real names where known, else obs[i]."""
+    names = OBS_NAMES.get(env_id, [])
+    return names if len(names) == obs_dim else [f"obs[{i}]" for i in range(obs_dim)]
+
 
 def space_info(observation_space: Any, action_space: Any) -> dict:
     """Validate gymnasium spaces -> sizes and bounds; unsupported spaces get a one-line error.

@@ -1,4 +1,4 @@
-"""Sequence replay: a FIFO ring buffer of per-step arrays (ALGORITHM.md section 3).
+"""Sequence replay: a FIFO ring buffer of per-step arrays (paper: batches of 16 x 64 steps).
 
 Each stored step t holds
     obs          x_t, the observation

@@ -105,7 +105,7 @@ def summarise_env(env_dir: str, name: str, out_dir: str) -> dict | None:
         note = f"seed {', '.join(missing)}: curve not stored (see git history)"
         ax.annotate(note, (0.99, 0.01), xycoords="figure fraction", ha="right", fontsize=7)
     ax.set_xlabel("env steps")
-    ax.set_ylabel("eval return (10 episodes, policy mode)")
+    ax.set_ylabel("eval return (10 episodes)")
     ax.set_title(f"DreamerV3 on {env_id}")
     ax.legend(fontsize=8)
     fig.tight_layout()
