@@ -113,7 +113,7 @@ def main() -> int:
         fill_replay(replay, ep)
     info = space_info(env.observation_space, env.action_space)
     config = world_model_config()
-    wm = WorldModel(info["obs_dim"], info["action_dim"], config)
+    wm = WorldModel(info["obs_dim"], info["action_dim"], config, discrete_actions=info["discrete"])
     context, horizon = args.context, args.horizon
     long_test = [ep for ep in test if len(ep["obs"]) > context + horizon] or test
     before = error_by_horizon(wm, long_test, context, horizon)

@@ -44,13 +44,18 @@ class WorldModel(nn.Module):
     """Encoder, RSSM, decoder, reward and continue heads with their losses."""
 
     def __init__(
-        self, obs_dim: int, action_dim: int, config: WorldModelConfig, weight_init: str = "official"
+        self,
+        obs_dim: int,
+        action_dim: int,
+        config: WorldModelConfig,
+        weight_init: str = "official",
+        discrete_actions: bool = False,
     ):
         super().__init__()
         c = config
         self.config = c
         self.encoder = Encoder(obs_dim, c.units, c.layers)
-        self.rssm = RSSM(c.rssm, action_dim, self.encoder.out_dim)
+        self.rssm = RSSM(c.rssm, action_dim, self.encoder.out_dim, discrete_actions)
         feat = self.rssm.feat_dim
         self.decoder = Decoder(feat, obs_dim, c.units, c.layers)
         self.reward_head = RewardHead(feat, c.units, c.layers, c.num_bins)
@@ -107,7 +112,9 @@ class DreamerAgent(nn.Module):
         self.discrete = self.spaces["discrete"]
         obs_dim, action_dim = self.spaces["obs_dim"], self.spaces["action_dim"]
         ac = config.actor_critic
-        self.world_model = WorldModel(obs_dim, action_dim, config.world_model, config.weight_init)
+        self.world_model = WorldModel(
+            obs_dim, action_dim, config.world_model, config.weight_init, self.discrete
+        )
         feat = self.world_model.rssm.feat_dim
         self.actor = Actor(
             feat, action_dim, self.discrete, ac.units, ac.layers, ac.unimix, ac.min_std, ac.max_std
@@ -248,7 +255,9 @@ class DreamerAgent(nn.Module):
         wm, horizon = self.world_model, self.config.actor_critic.horizon
 
         def policy(state: State) -> Tensor:
-            return self.actor(state.detach()).sample()
+            if torch.is_grad_enabled():  # REINFORCE dreams have no graph to cut
+                state = state.detach()
+            return self.actor(state).sample()
 
         def rollout() -> Trajectory:
             heads = (wm.reward_head, wm.continue_head)

@@ -103,8 +103,12 @@ def _mlp_logits(in_dim: int, units: int, out_dim: int) -> nn.Sequential:
 class RSSM(nn.Module):
     """GRU deterministic state + categorical stochastic state (paper Eq. 3-4)."""
 
-    def __init__(self, config: RSSMConfig, action_dim: int, embed_dim: int):
+    def __init__(
+        self, config: RSSMConfig, action_dim: int, embed_dim: int, discrete_actions: bool = False
+    ):
         super().__init__()
+        # one-hot actions are already in [0, 1]: the continuous action clip would be a no-op
+        self.clip = 0.0 if discrete_actions else config.action_clip
         self.config = config
         c = config
         self.stoch_dim = c.stoch * c.classes
@@ -156,27 +160,26 @@ class RSSM(nn.Module):
         )
 
     def reset(
-        self, state: State, prev_action: Tensor, is_first: Tensor, initial: State
+        self, state: State, prev_action: Tensor, first: Tensor, initial: State
     ) -> tuple[State, Tensor]:
-        """Where is_first (B,) is set: s_{t-1} <- s_0 and a_{t-1} <- 0; elsewhere unchanged.
+        """Where first (B, 1) is True: s_{t-1} <- s_0 and a_{t-1} <- 0; elsewhere unchanged.
 
         `prev_action` may also be any linear image of the action (observe passes W_a a).
         """
-        first = is_first.bool().unsqueeze(-1)  # (B, 1)
         deter = torch.where(first, initial.deter, state.deter)
         stoch = torch.where(first, initial.stoch, state.stoch)
         index = None
         if state.index is not None and initial.index is not None:
             index = torch.where(first, initial.index, state.index)
-        return State(deter, stoch, index), prev_action * (~first).to(prev_action.dtype)
+        return State(deter, stoch, index), prev_action.masked_fill(first, 0.0)
 
     def clip_action(self, action: Tensor) -> Tensor:
         """a * sg(c / max(c, |a|)): continuous actions scaled into [-c, c] (2023 official).
 
         The scale carries no gradient, so dynamics backprop still reaches the actor. One-hot
-        actions are unchanged.
+        actions skip it (`discrete_actions`): they are already in [0, 1].
         """
-        c = self.config.action_clip
+        c = self.clip
         if c <= 0:
             return action
         return action * (c / torch.clamp(action.abs(), min=c)).detach()
@@ -212,7 +215,8 @@ class RSSM(nn.Module):
         """One filtering step with the real observation -> (posterior state, post, prior logits)."""
         if is_first is not None:
             initial = self.initial_state(state.deter.shape[0])
-            state, prev_action = self.reset(state, prev_action, is_first, initial)
+            first = is_first.bool().unsqueeze(-1)  # (B, 1)
+            state, prev_action = self.reset(state, prev_action, first, initial)
         deter = self.recurrent(state, prev_action)
         post_logits = self.posterior_logits(deter, embed)
         state = State(deter, *self._sample(post_logits))
@@ -249,10 +253,12 @@ class RSSM(nn.Module):
         action_part = F.linear(self.clip_action(prev_action), img_w[:, S:])  # (B, T, units)
         embed_part = F.linear(embed, post_w[:, D:])  # (B, T, units)
         img_rest, post_rest = self.img_in[1:], self.posterior_net[1:]
+        first = is_first.bool().unsqueeze(-1)  # (B, T, 1)
+        state = State(state.deter, state.stoch)  # the loop multiplies z, it never gathers
         deters, stochs, indices, posts = [], [], [], []
         for t in range(T):
             # W_a (0 * a) = 0 * W_a a: resetting the action's product resets the action
-            state, a_part = self.reset(state, action_part[:, t], is_first[:, t], initial)
+            state, a_part = self.reset(state, action_part[:, t], first[:, t], initial)
             x = img_rest(F.linear(state.stoch, img_w[:, :S]) + a_part)
             deter = self.gru(x, state.deter)  # (B, D): h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}])
             post = self._logits(post_rest(F.linear(deter, post_w[:, :D]) + embed_part[:, t]))
@@ -278,9 +284,10 @@ class RSSM(nn.Module):
         initial = self.initial_state(B)
         state = state if state is not None else initial
         uniform = torch.rand(B, T, self.config.stoch, 1, device=embed.device)
+        first = is_first.bool().unsqueeze(-1)  # (B, T, 1)
         steps, posts, priors = [], [], []
         for t in range(T):
-            state, action = self.reset(state, prev_action[:, t], is_first[:, t], initial)
+            state, action = self.reset(state, prev_action[:, t], first[:, t], initial)
             deter = self.recurrent(state, action)  # h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}])
             post = self.posterior_logits(deter, embed[:, t])
             state = State(deter, *self._sample(post, uniform[:, t]))  # z_t ~ q(z_t | h_t, e_t)
