@@ -214,7 +214,7 @@ class DreamerAgent(nn.Module):
             optimizer.step()
         else:
             self.skipped_updates += 1
-            optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)  # no stale gradients between steps
         return norm
 
     def batch_to_torch(self, batch: dict[str, np.ndarray]) -> dict[str, Tensor]:

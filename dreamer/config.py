@@ -2,9 +2,11 @@
 
 Paper: Hafner et al., "Mastering Diverse Domains through World Models" (Nature 2025;
 arXiv 2301.04104). The defaults follow the **2023 recipe** (arXiv v1): separate Adam optimisers,
-KL weights 0.5 / 0.1, REINFORCE for discrete and dynamics backprop for continuous actions. Where
-the 2025 recipe differs the field comment says so. Sizes default to the paper's XS preset
-(GRU 256, dense 256, 32x32 latents); the numbered scripts override what differs per environment.
+KL weights 0.5 / 0.1, REINFORCE for discrete and dynamics backprop for continuous actions; one
+exception, imagined continues are the continue head's probability (current code) rather than
+its 0/1 mode (`actor_critic.imag_cont`). Where the 2025 recipe differs the field comment says
+so. Sizes default to the paper's XS preset (GRU 256, dense 256, 32x32 latents); the numbered
+scripts override what differs per environment.
 
 Every remaining difference from the official code (2023 and current) is a field here with its
 reason in the departures table of docs/walkthrough.md.
@@ -127,8 +129,9 @@ class DreamerConfig:
     actor_critic: ActorCriticConfig = field(default_factory=ActorCriticConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    # Weight init of every Linear: 'official' = truncated normal, variance 1 / mean(fan_in,
-    # fan_out), zero biases (both official versions); 'torch' = PyTorch's default.
+    # Weight init of every Linear: 'official' = the 2023 code's (variance 1 / mean(fan_in,
+    # fan_out), truncated normal for hidden and uniform for output layers, zero biases);
+    # 'torch' = PyTorch's default.
     weight_init: str = "official"
 
 

@@ -55,9 +55,9 @@ class MLP(nn.Sequential):
                 nn.SiLU(),
             ]
         if out_dim is not None:
-            modules.append(
-                (nn.Linear if layers else StateLinear)(units if layers else in_dim, out_dim)
-            )
+            out = (nn.Linear if layers else StateLinear)(units if layers else in_dim, out_dim)
+            out.output_layer = True  # `init_weights_`: the official uniform init of outputs
+            modules.append(out)
         super().__init__(*modules)
 
     def zero_output(self) -> MLP:
@@ -71,9 +71,13 @@ class MLP(nn.Sequential):
 def init_weights_(module: nn.Module, scheme: str = "official") -> nn.Module:
     """Initialise every Linear of `module` in place; 'torch' keeps PyTorch's default.
 
-    'official' (both official versions): W ~ TruncNormal(0, std, -2 std, 2 std) with
-    std = sqrt(1 / mean(fan_in, fan_out)) / 0.8796 (the truncation's std correction) and zero
-    biases. Output layers zeroed by `MLP.zero_output` stay zero.
+    'official' (the 2023 official code), with fan = mean(fan_in, fan_out) and zero biases:
+      hidden layers  W ~ TruncNormal(0, s, -2 s, 2 s), s = sqrt(1 / fan) / 0.8796 (the
+                     truncation's std correction), so Var[W] = 1 / fan;
+      output layers  W ~ Uniform(-sqrt(3 / fan), sqrt(3 / fan)), the same variance (`MLP` and
+                     the RSSM mark them `output_layer`); a layer marked `out_splits = n` holds n
+                     outputs side by side (the continuous actor's mean and std) and each part
+                     gets its own fan. Layers zeroed by `MLP.zero_output` stay zero.
     """
     if scheme == "torch":
         return module
@@ -82,9 +86,17 @@ def init_weights_(module: nn.Module, scheme: str = "official") -> nn.Module:
     for layer in module.modules():
         if not isinstance(layer, nn.Linear) or getattr(layer, "zero_init", False):
             continue
-        fan_out, fan_in = layer.weight.shape
-        std = math.sqrt(2.0 / (fan_in + fan_out)) / 0.87962566103423978
-        nn.init.trunc_normal_(layer.weight, 0.0, std, -2.0 * std, 2.0 * std)
+        parts = layer.weight.chunk(getattr(layer, "out_splits", 1), dim=0)
+        with torch.no_grad():
+            for weight in parts:
+                fan_out, fan_in = weight.shape
+                variance = 2.0 / (fan_in + fan_out)
+                if getattr(layer, "output_layer", False):
+                    limit = math.sqrt(3.0 * variance)
+                    weight.uniform_(-limit, limit)
+                else:
+                    std = math.sqrt(variance) / 0.87962566103423978
+                    nn.init.trunc_normal_(weight, 0.0, std, -2.0 * std, 2.0 * std)
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)
     return module
@@ -211,6 +223,7 @@ class Actor(nn.Module):
         self.discrete, self.unimix = discrete, unimix
         self.min_std, self.max_std = min_std, max_std
         self.net = MLP(feat_dim, units, layers, action_dim if discrete else 2 * action_dim)
+        self.net[-1].out_splits = 1 if discrete else 2  # mean and std: two official layers
 
     def forward(self, feat: Tensor | State) -> OneHotDist | BoundedNormalDist:
         out = self.net(feat)

@@ -92,11 +92,10 @@ class LayerNormGRUCell(nn.Module):
 
 
 def _mlp_logits(in_dim: int, units: int, out_dim: int) -> nn.Sequential:
+    out = nn.Linear(units, out_dim)
+    out.output_layer = True  # `networks.init_weights_`: the official uniform init of outputs
     return nn.Sequential(
-        nn.Linear(in_dim, units, bias=False),
-        nn.LayerNorm(units, eps=1e-3),
-        nn.SiLU(),
-        nn.Linear(units, out_dim),
+        nn.Linear(in_dim, units, bias=False), nn.LayerNorm(units, eps=1e-3), nn.SiLU(), out
     )
 
 
@@ -213,7 +212,7 @@ class RSSM(nn.Module):
         is_first: Tensor | None = None,
     ) -> tuple[State, Tensor, Tensor]:
         """One filtering step with the real observation -> (posterior state, post, prior logits)."""
-        if is_first is not None:
+        if is_first is not None and bool(is_first.any()):  # s_0 costs a prior pass: only if used
             initial = self.initial_state(state.deter.shape[0])
             first = is_first.bool().unsqueeze(-1)  # (B, 1)
             state, prev_action = self.reset(state, prev_action, first, initial)

@@ -3,8 +3,6 @@ with torch.distributions."""
 
 from __future__ import annotations
 
-import math
-
 import gymnasium as gym
 import pytest
 import torch
@@ -125,4 +123,87 @@ def test_bounded_normal_sample_is_reparameterised_and_unclipped():
     assert (sample > 1.0).float().mean().item() == pytest.approx(0.42, abs=0.02)  # P(z > 0.2)
     sample.sum().backward()
     assert torch.equal(mean.grad, torch.ones_like(mean))  # d sample / d mean = 1 everywhere
-    assert math.isfinite(sample.mean().item())
+
+
+def _dynamics_agent(**changes):
+    env = gym.make("Pendulum-v1")
+    config = tiny_config()
+    for key, value in changes.items():
+        section, name = key.split(".")
+        setattr(getattr(config, section), name, value)
+    agent = DreamerAgent(env.observation_space, env.action_space, config)
+    with torch.no_grad():  # a reward head that depends on the state, so returns depend on a_t
+        torch.nn.init.normal_(agent.world_model.reward_head.net[-1].weight)
+    batch = agent.batch_to_torch(synthetic_batch(config, 3, 1, False))
+    with torch.no_grad():
+        _, _, posts, _ = agent.world_model.loss(batch)
+    return agent, batch, posts
+
+
+def test_the_actor_reads_detached_states_in_the_dream(monkeypatch):
+    agent, batch, posts = _dynamics_agent()
+    seen = []
+    forward = type(agent.actor).forward
+
+    def spy(self, state):
+        seen.append(state.deter.requires_grad or state.stoch.requires_grad)
+        return forward(self, state)
+
+    monkeypatch.setattr(type(agent.actor), "forward", spy)
+    traj = agent.imagine(posts.flatten())
+    assert traj.states.deter.requires_grad  # the dream itself carries gradients...
+    assert len(seen) == agent.config.actor_critic.horizon and not any(seen)  # ...not its input
+
+
+def test_dynamics_backprop_baseline_keeps_its_gradient_and_continues_have_none(monkeypatch):
+    import dreamer.agent as agent_module
+
+    agent, batch, posts = _dynamics_agent()
+    captured = {}
+    advantage, lambda_returns = agent_module.losses_ac.advantage, agent_module.lambda_returns
+
+    def spy_advantage(returns, values, scale):
+        captured["values"] = values
+        return advantage(returns, values, scale)
+
+    def spy_returns(rewards, values, cont, gamma, lam):
+        captured["cont"] = cont
+        return lambda_returns(rewards, values, cont, gamma, lam)
+
+    monkeypatch.setattr(agent_module.losses_ac, "advantage", spy_advantage)
+    monkeypatch.setattr(agent_module, "lambda_returns", spy_returns)
+    agent.train_actor_critic(posts, batch)
+    assert captured["values"].requires_grad  # v_t not detached (2023 dynamics backprop)
+    assert not captured["cont"].requires_grad  # no gradient through the continue head
+
+
+@pytest.mark.parametrize("imag_cont", ["prob", "mode"])
+def test_agent_weights_zero_for_a_terminal_start(monkeypatch, imag_cont):
+    import dreamer.agent as agent_module
+
+    env = gym.make("CartPole-v1")
+    config = tiny_config()
+    config.actor_critic.imag_cont = imag_cont
+    agent = DreamerAgent(env.observation_space, env.action_space, config)
+    batch = synthetic_batch(config, 4, 2, True)
+    batch["is_terminal"][1, 3] = True  # start N = 1 * T + 3 is terminal
+    batch = agent.batch_to_torch(batch)
+    captured = {}
+    weights = agent_module.losses_ac.imagination_weights
+
+    def spy(start_cont, cont, gamma):
+        captured["cont"] = cont
+        captured["w"] = weights(start_cont, cont, gamma)
+        return captured["w"]
+
+    monkeypatch.setattr(agent_module.losses_ac, "imagination_weights", spy)
+    agent.train_step(batch)
+    w, cont = captured["w"], captured["cont"]
+    T = config.replay.seq_len
+    assert torch.equal(w[:, T + 3], torch.zeros_like(w[:, T + 3]))
+    assert torch.allclose(w[0], torch.ones_like(w[0]).index_fill(0, torch.tensor([T + 3]), 0))
+    if imag_cont == "mode":
+        assert set(cont.unique().tolist()) <= {0.0, 1.0}
+    gamma = config.actor_critic.gamma
+    expected = torch.cumprod(torch.cat([w[:1], gamma * cont[:-1]]), 0)  # by hand, per start
+    assert torch.allclose(w, expected, atol=1e-6)

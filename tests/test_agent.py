@@ -227,7 +227,6 @@ def test_actor_critic_update_leaves_world_model_alone(
         _, _, posts, _ = agent.world_model.loss(batch)
     wm_before, actor_before = _params(agent.world_model), _params(agent.actor)
     critic_before = _params(agent.critic)
-    agent.world_model.zero_grad(set_to_none=True)
     metrics = agent.train_actor_critic(posts.detach(), batch)
     assert torch.isfinite(metrics["loss/actor"]) and metrics["grad_norm/actor"] > 0
     for name, p in agent.world_model.named_parameters():
@@ -388,3 +387,51 @@ def test_world_model_overfits_one_batch():
     assert parts[-1]["rew"] < 0.5 * parts[0]["rew"]
     assert parts[-1]["dec"] < 0.5 * parts[0]["dec"]
     assert parts[-1]["con"] < 0.5 * parts[0]["con"]
+
+
+def test_official_init_statistics():
+    env = gym.make("Pendulum-v1")
+    config = tiny_config()
+    config.world_model.units = config.actor_critic.units = 256
+    torch.manual_seed(0)
+    agent = DreamerAgent(env.observation_space, env.action_space, config)
+    hidden = agent.world_model.decoder.net[0]  # (256, feat) hidden layer: truncated normal
+    fan = (hidden.in_features + hidden.out_features) / 2
+    w = hidden.weight.detach()
+    assert w.std().item() == pytest.approx(math.sqrt(1 / fan), rel=0.05)  # Var[W] = 1 / fan
+    assert w.abs().max().item() <= 2 * math.sqrt(1 / fan) / 0.8796 + 1e-6  # cut at 2 sigma
+    out = agent.world_model.decoder.net[-1]  # output layer: uniform of the same variance
+    fan = (out.in_features + out.out_features) / 2
+    limit = math.sqrt(3 / fan)
+    assert out.weight.abs().max().item() <= limit and out.weight.abs().max().item() > 0.8 * limit
+    assert torch.equal(out.bias, torch.zeros_like(out.bias))
+    mean_std = agent.actor.net[-1].weight.detach().chunk(2)  # the actor's mean and std layers
+    for part in mean_std:  # each with its own fan, (256 + 1) / 2
+        assert part.abs().max().item() <= math.sqrt(3 / ((256 + 1) / 2))
+    for zero in (agent.world_model.reward_head.net[-1], agent.critic.net[-1]):
+        assert not zero.weight.any() and not zero.bias.any()
+    config.weight_init = "torch"
+    torch.manual_seed(0)
+    default = DreamerAgent(env.observation_space, env.action_space, config)
+    assert not torch.equal(default.world_model.decoder.net[0].weight, hidden.weight)
+
+
+def test_evaluation_samples_the_policy_by_default(monkeypatch, tmp_path):
+    from dreamer.train import Trainer
+
+    trainer = Trainer("CartPole-v1", tiny_config(), str(tmp_path), progress=False)
+    assert trainer.config.train.eval_policy == "sample"
+    calls = []
+    policy = trainer.agent.policy
+
+    def spy(obs, state, is_first, explore=True):
+        calls.append(explore)
+        return policy(obs, state, is_first, explore)
+
+    monkeypatch.setattr(trainer.agent, "policy", spy)
+    trainer.evaluate(2)
+    assert calls and all(calls)
+    trainer.config.train.eval_policy = "mode"
+    calls.clear()
+    trainer.evaluate(2)
+    assert calls and not any(calls)

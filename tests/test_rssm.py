@@ -151,17 +151,31 @@ def test_learned_initial_state_is_tanh_and_the_priors_mode(rssm_config):
     assert torch.equal(init.stoch.unflatten(-1, (G, K)).argmax(-1), mode)
     assert torch.equal(init.stoch.sum(-1), torch.full((2,), float(G)))
     assert torch.equal(init.index, mode)
+    # h_0 is trained through everything that reads it; z_0 (a mode) carries no gradient
+    assert not init.stoch.requires_grad and init.deter.requires_grad
+    states, post, _ = rssm.observe(*_inputs())
+    (states.feat.sum() + post.sum()).backward()
+    assert rssm.initial_deter.grad.abs().sum() > 0
 
 
 def test_zeros_initial_state_is_never_trained(rssm_config):
-    rssm_config.initial = "zeros"
-    rssm = RSSM(rssm_config, A, E)
+    import gymnasium as gym
+    from conftest import tiny_config
+
+    from dreamer.agent import DreamerAgent
+    from dreamer.bench import synthetic_batch
+
+    config = tiny_config()
+    config.world_model.rssm.initial = "zeros"
+    env = gym.make("CartPole-v1")
+    agent = DreamerAgent(env.observation_space, env.action_space, config)
+    rssm = agent.world_model.rssm
     assert "initial_deter" not in dict(rssm.named_parameters())  # no optimiser can see it
+    for _ in range(2):  # the old bug: the first update re-enabled a frozen h_0
+        agent.train_step(synthetic_batch(config, 4, 2, True))
     init = rssm.initial_state(2)
-    assert torch.equal(init.deter, torch.zeros(2, 32)) and torch.equal(init.stoch, init.stoch * 0)
-    states, post, prior = rssm.observe(*_inputs())
-    (states.feat.sum() + post.sum()).backward()
-    assert torch.equal(rssm.initial_state(1).deter, torch.zeros(1, 32))
+    assert torch.equal(init.deter, torch.zeros(2, config.world_model.rssm.deter))
+    assert not init.stoch.any()
 
 
 def test_observe_equals_obs_step_away_from_resets(rssm):
@@ -229,3 +243,23 @@ def test_state_input_gives_the_dense_layer_output_and_weight_gradients(rssm, rss
     assert torch.allclose(outs[0], outs[1], atol=1e-5)
     for dense, gathered in zip(*grads, strict=True):
         assert torch.allclose(dense, gathered, atol=1e-5)
+
+
+def test_observe_and_imagine_step_clip_continuous_actions(rssm_config):
+    rssm = RSSM(rssm_config, A, E)  # continuous actions: the clip applies
+    embed, _, is_first = _inputs()
+    big, unit = torch.full((B, T, A), 5.0), torch.ones(B, T, A)
+    for x, y in ((big, unit), (-big, -unit)):
+        torch.manual_seed(1)
+        states_big, _, _ = rssm.observe(embed, x, is_first)
+        torch.manual_seed(1)
+        states_unit, _, _ = rssm.observe(embed, y, is_first)
+        assert torch.allclose(states_big.deter, states_unit.deter, atol=1e-6)
+        start = states_unit.map(lambda s: s[:, 0])
+        torch.manual_seed(2)
+        a = rssm.imagine_step(start, x[:, 0])
+        torch.manual_seed(2)
+        b = rssm.imagine_step(start, y[:, 0])
+        assert torch.allclose(a.deter, b.deter, atol=1e-6)
+    discrete = RSSM(rssm_config, A, E, discrete_actions=True)
+    assert torch.equal(discrete.clip_action(big), big)  # one-hot actions skip the clip
