@@ -47,7 +47,7 @@ def summary_dir(results: str, env: str, name: str) -> str:
     return os.path.join(results, env) if name == "default" else os.path.join(results, env, name)
 
 
-def summarise_env(env_dir: str, name: str, out_dir: str) -> dict | None:
+def summarise_env(env_dir: str, name: str, out_dir: str, partial: bool = False) -> dict | None:
     runs = sorted(glob.glob(os.path.join(env_dir, f"{name}-seed*", "result.json")))
     if not runs:
         return None
@@ -55,8 +55,8 @@ def summarise_env(env_dir: str, name: str, out_dir: str) -> dict | None:
     for path in runs:
         with open(path) as f:
             result = json.load(f)
-        if result.get("interrupted"):
-            print(f"skipping {path}: the run was interrupted before its budget")
+        if result.get("interrupted") and not partial:
+            print(f"skipping {path}: the run was interrupted before its budget (see --partial)")
             continue
         rows = read_metrics(os.path.join(os.path.dirname(path), "metrics.csv"))
         started = os.path.join(os.path.dirname(path), "config.json")
@@ -73,6 +73,7 @@ def summarise_env(env_dir: str, name: str, out_dir: str) -> dict | None:
                 "final_eval": result["final_eval"],
                 "best_eval": result["best_eval"],
                 "env_steps": result["env_steps"],
+                "budget": result["config"]["train"]["steps"],
                 "updates": result["updates"],
                 "wall_time_s": result["wall_time"],
                 "wall_time_to_threshold_s": solved[0]["wall_time"] if solved else None,
@@ -153,17 +154,31 @@ def table(summaries: list[dict]) -> str:
     for s in summaries:
         steps = ", ".join("-" if x["steps_to_threshold"] is None else f"{x['steps_to_threshold']:,}"
                           for x in s["seeds"])  # fmt: skip
-        finals = ", ".join("-" if x["final_eval"] is None else f"{x['final_eval']:.0f}"
-                           for x in s["seeds"])  # fmt: skip
+        finals = ", ".join(_final(x) for x in s["seeds"])
         walls = ", ".join(f"{x['wall_time_s'] / 60:.0f}" for x in s["seeds"])
         to_solve = ", ".join(_wall_to_threshold(x) for x in s["seeds"])
         lines.append(
-            f"| {s['env_id']} | {s['threshold']:g} | {s['seeds'][0]['env_steps']:,} "
+            f"| {s['env_id']} | {s['threshold']:g} | {_budget(s['seeds'][0]):,} "
             f"| {len(s['seeds'])} | {steps} | {finals} | {to_solve} | {walls} |"
         )
+    if any(x["env_steps"] < _budget(x) for s in summaries for x in s["seeds"]):
+        lines.append("\n(stopped at N) = the run was stopped before its budget, at N env steps.")
     if any(_wall_to_threshold(x) == "?" for s in summaries for x in s["seeds"]):
         lines.append("\n? = reached, but the time was not recorded (summarised before it was).")
     return "\n".join(lines)
+
+
+def _budget(entry: dict) -> int:
+    """The run's env-step budget (older summaries only stored the steps it ran)."""
+    return entry.get("budget", entry["env_steps"])
+
+
+def _final(entry: dict) -> str:
+    """The last eval, and where the run stopped if that was before its budget."""
+    final = "-" if entry["final_eval"] is None else f"{entry['final_eval']:.0f}"
+    if entry["env_steps"] < _budget(entry):
+        final += f" (stopped at {entry['env_steps']:,})"
+    return final
 
 
 def _wall_to_threshold(entry: dict) -> str:
@@ -193,12 +208,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", default="results")
     p.add_argument("--name", default="default", help="run name: runs/<env>/<name>-seed<k>")
     p.add_argument("--readme", default="README.md")
+    p.add_argument(
+        "--partial", action="store_true", help="include runs stopped before their budget"
+    )
     args = p.parse_args(argv)
     summaries = []
     for env_dir in sorted(glob.glob(os.path.join(args.runs, "*"))):
         env = os.path.basename(env_dir)
         out_dir = summary_dir(args.results, env, args.name)
-        summary = summarise_env(env_dir, args.name, out_dir)
+        summary = summarise_env(env_dir, args.name, out_dir, args.partial)
         if summary:
             summaries.append(summary)
             print(f"{env}: {len(summary['seeds'])} seed(s) -> {out_dir}/")
