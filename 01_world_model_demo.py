@@ -26,9 +26,11 @@ import torch
 from dreamer.agent import WorldModel
 from dreamer.analysis import collect_episode, error_by_horizon, fill_replay, open_loop
 from dreamer.checkpoint import atomic_torch_save
+from dreamer.cli import OneLineParser
 from dreamer.config import RSSMConfig, WorldModelConfig, config_to_dict
 from dreamer.envs import make_env, obs_names, set_seed, space_info
 from dreamer.replay_buffer import SequenceReplayBuffer
+from dreamer.threads import ThreadTuner, parse_threads
 
 
 def world_model_config() -> WorldModelConfig:
@@ -38,29 +40,42 @@ def world_model_config() -> WorldModelConfig:
     )
 
 
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return int(text)
+
+
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", default="CartPole-v1")
-    p.add_argument("--episodes", type=int, default=150, help="random-policy training episodes")
-    p.add_argument("--updates", type=int, default=1500, help="world-model updates")
-    p.add_argument("--context", type=int, default=10, help="real steps before dreaming")
-    p.add_argument("--horizon", type=int, default=30, help="open-loop steps K")
+    p.add_argument("--episodes", type=positive, default=150, help="random-policy episodes")
+    p.add_argument("--updates", type=positive, default=1500, help="world-model updates")
+    p.add_argument("--context", type=positive, default=10, help="real steps before dreaming")
+    p.add_argument("--horizon", type=positive, default=30, help="open-loop steps K")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--logdir", help="default runs/<env>/world_model-seed<k>")
     p.add_argument("--quick", action="store_true", help="under a minute")
+    p.add_argument("--threads", default="auto", help="a number, or auto: 1 or all cores, "
+                   "whichever is faster now (dreamer/threads.py)")  # fmt: skip
     return p.parse_args()
 
 
-def train_world_model(wm, replay, updates, rng, batch_size=16, log_every=25):
+def train_world_model(wm, replay, updates, rng, batch_size=16, log_every=25, tuner=None):
     opt = torch.optim.Adam(wm.parameters(), lr=wm.config.lr, eps=wm.config.eps)
     history = []
-    for i in range(updates):
-        batch = {k: torch.as_tensor(v).float() for k, v in replay.sample(batch_size, rng).items()}
+
+    def step(batch):
         loss, terms, _, kl = wm.loss(batch)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(wm.parameters(), wm.config.grad_clip)
         opt.step()
+        return terms, kl
+
+    for i in range(updates):
+        batch = {k: torch.as_tensor(v).float() for k, v in replay.sample(batch_size, rng).items()}
+        terms, kl = tuner.run(step, batch) if tuner else step(batch)
         if i % log_every == 0 or i == updates - 1:
             history.append(
                 {"update": i, "kl": kl.item(), **{k: v.item() for k, v in terms.items()}}
@@ -96,6 +111,7 @@ def main() -> int:
         args.episodes, args.updates, args.horizon = 30, 60, 15
     set_seed(args.seed)
     try:
+        threads = parse_threads(args.threads)
         env = make_env(args.env, args.seed)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -118,7 +134,10 @@ def main() -> int:
     long_test = [ep for ep in test if len(ep["obs"]) > context + horizon] or test
     before = error_by_horizon(wm, long_test, context, horizon)
     print(f"{len(replay)} random steps; training the world model for {args.updates} updates")
-    history = train_world_model(wm, replay, args.updates, rng)
+    if threads != "auto":
+        torch.set_num_threads(threads)
+    tuner = ThreadTuner() if threads == "auto" else None
+    history = train_world_model(wm, replay, args.updates, rng, tuner=tuner)
     after = error_by_horizon(wm, long_test, context, horizon)
 
     example = max(test, key=lambda ep: len(ep["obs"]))

@@ -32,6 +32,7 @@ from matplotlib.animation import FuncAnimation, PillowWriter
 from dreamer.agent import DreamerAgent
 from dreamer.analysis import collect_episode, open_loop
 from dreamer.checkpoint import load_checkpoint_file
+from dreamer.cli import OneLineParser
 from dreamer.config import DreamerConfig, config_from_dict
 from dreamer.envs import make_env, obs_names
 
@@ -44,7 +45,7 @@ SCRIPTS = {
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", default="CartPole-v1")
     p.add_argument("--checkpoint", help="agent checkpoint (latest.pt or best.pt of a run)")
     p.add_argument("--episodes", type=int, default=8, help="real episodes for t-SNE")

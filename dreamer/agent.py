@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from . import actor_critic as losses_ac
 from .checkpoint import atomic_torch_save, load_checkpoint_file
-from .config import DreamerConfig, WorldModelConfig, config_diff, config_to_dict
+from .config import DreamerConfig, WorldModelConfig, config_diff, config_to_dict, validate
 from .envs import space_info, to_env_action
 from .networks import Actor, ContinueHead, Critic, Decoder, Encoder, RewardHead, init_weights_
 from .rssm import RSSM, State, Trajectory, imagine_rollout
@@ -107,7 +107,7 @@ class DreamerAgent(nn.Module):
         device: str | torch.device = "cpu",
     ):
         super().__init__()
-        self.config = config = config or DreamerConfig()
+        self.config = config = validate(config or DreamerConfig())
         self.spaces = space_info(observation_space, action_space)
         self.discrete = self.spaces["discrete"]
         obs_dim, action_dim = self.spaces["obs_dim"], self.spaces["action_dim"]
@@ -125,6 +125,7 @@ class DreamerAgent(nn.Module):
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.retnorm = PercentileNormalizer(ac.retnorm_decay, ac.retnorm_low, ac.retnorm_high)
         self.value_twohot = TwohotEncoder(ac.num_bins)
+        # validate() already checked the choices; these guard code that skips it
         if ac.actor_grad not in ("auto", "reinforce", "dynamics"):
             raise ValueError(f"actor_grad must be auto, reinforce or dynamics, not {ac.actor_grad}")
         auto = "reinforce" if self.discrete else "dynamics"

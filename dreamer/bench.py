@@ -4,6 +4,8 @@ Prints one JSON line: parameters, median / p90 ms per update, the split world mo
 imagination / actor-critic, updates per second, FLOPs per update and achieved FLOP/s, peak RSS,
 torch version, threads, device and precision. Presets: `xs` (sheeprl's smallest DreamerV3:
 deter 256, 32x32 latents, units 256, batch 16 x 64, horizon 15) and one per numbered script.
+`--contention` times every script preset at 1 thread, all cores and `auto`, idle and beside a
+busy process (dreamer/threads.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
 
@@ -23,6 +26,7 @@ import torch
 from .agent import DreamerAgent
 from .config import DreamerConfig, RSSMConfig
 from .envs import resolve_device
+from .threads import ThreadTuner, parse_threads
 
 BENCH_START, BENCH_END = "<!-- BENCH:START -->", "<!-- BENCH:END -->"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -115,9 +119,8 @@ def _timed(fn: object, sync: object) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
-def run(args: argparse.Namespace) -> dict:
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def build(args: argparse.Namespace) -> tuple[DreamerAgent, dict, DreamerConfig, torch.device]:
+    """The preset's agent (with the size flags applied) and a synthetic batch on its device."""
     torch.manual_seed(0)
     if args.preset == "xs":
         config, obs_dim, action_dim, discrete = xs_config(), args.obs_dim, args.action_dim, True
@@ -145,15 +148,29 @@ def run(args: argparse.Namespace) -> dict:
     device = resolve_device(args.device)
     agent = DreamerAgent(*spaces(obs_dim, action_dim, discrete), c, device)
     batch = agent.batch_to_torch(synthetic_batch(c, obs_dim, action_dim, discrete))
+    return agent, batch, c, device
+
+
+def run(args: argparse.Namespace) -> dict:
+    tuner = ThreadTuner() if args.threads == "auto" else None
+    if isinstance(args.threads, int):
+        torch.set_num_threads(args.threads)
+    agent, batch, c, device = build(args)
 
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    for _ in range(args.warmup):
-        agent.train_step(batch)
+    def update() -> None:
+        if tuner is None:
+            agent.train_step(batch)
+        else:
+            tuner.run(agent.train_step, batch)
+
+    for _ in range(args.warmup + (tuner.settle_updates if tuner else 0)):
+        update()
     sync()
-    totals = [_timed(lambda: agent.train_step(batch), sync) for _ in range(args.updates)]
+    totals = [_timed(update, sync) for _ in range(args.updates)]
     if args.profile:
         _profile(agent, batch)
 
@@ -185,7 +202,7 @@ def run(args: argparse.Namespace) -> dict:
         "achieved_gflop_s": round(flops / 1e9 / (median / 1000.0), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
+        "threads": "auto" if tuner else torch.get_num_threads(),
         "cpu_amx": cpu_has_amx(),
         "device": str(device),
         "precision": args.precision,
@@ -231,10 +248,108 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--continuous", action="store_true", help="Box actions (dynamics backprop)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--updates", type=int, default=10)
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", type=_threads, help="a number or auto (dreamer/threads.py)")
     p.add_argument("--table", action="store_true", help="all presets -> README table")
     p.add_argument("--profile", action="store_true", help="also print torch.profiler's top ops")
+    p.add_argument(
+        "--contention",
+        action="store_true",
+        help="every script preset at 1 thread, all cores and auto, idle and beside --busy "
+        "core-bound processes -> a table, and JSON lines in --out",
+    )
+    p.add_argument("--presets", nargs="*", choices=list(SCRIPT_PRESETS), help="for --contention")
+    p.add_argument("--busy", type=int, default=1, help="busy processes under contention")
+    p.add_argument("--out", default=os.path.join(ROOT, "results", "contention.jsonl"))
     return p
+
+
+def _threads(text: str) -> int | str:
+    try:
+        return parse_threads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def busy_processes(count: int) -> list[subprocess.Popen]:
+    """`count` core-bound processes (a shell's `while :; do :; done`, in Python)."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+        for _ in range(count)
+    ]
+    time.sleep(1.0)  # let them reach full speed before timing
+    return procs
+
+
+def ms_per_update(agent: DreamerAgent, batch: dict, threads: int | str, args: argparse.Namespace,
+                  max_threads: int) -> dict:  # fmt: skip
+    """Median and mean ms of `args.updates` updates at `threads` (a count or 'auto')."""
+    tuner = ThreadTuner(max_threads) if threads == "auto" else None
+    if tuner is None:
+        torch.set_num_threads(threads)
+
+    def update() -> None:
+        if tuner is None:
+            agent.train_step(batch)
+        else:
+            tuner.run(agent.train_step, batch)
+
+    # auto: its first probe (1 + 2 x 2 updates) is warm-up; a real run pays it once, and later
+    # probes at most once per 15 s (dreamer/threads.py)
+    for _ in range(args.warmup + (tuner.settle_updates if tuner else 0)):
+        update()
+    times = [_timed(update, lambda: None) for _ in range(args.updates)]
+    return {
+        "median_ms": round(statistics.median(times), 1),
+        "mean_ms": round(statistics.fmean(times), 1),
+        "threads_used": tuner.threads if tuner else threads,
+    }
+
+
+def contention(args: argparse.Namespace) -> str:
+    """ms/update of each script preset at 1 thread, all cores and auto; idle, then beside
+    `args.busy` busy processes. JSON lines to `args.out`, a markdown table back."""
+    max_threads = torch.get_num_threads()  # torch's default: one per core
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load > 0.5:  # the 'idle' column would not be idle
+        print(f"warning: load average {load:.1f}: other work is running", file=sys.stderr)
+    settings: list[int | str] = sorted({1, max_threads}) + ["auto"]
+    rows, lines = [], []
+    for preset in args.presets or list(SCRIPT_PRESETS):
+        args.preset = preset
+        agent, batch, _, _ = build(args)
+        result: dict[tuple, dict] = {}
+        for load in ("idle", "busy"):
+            procs = busy_processes(args.busy) if load == "busy" else []
+            try:
+                for threads in settings:
+                    r = ms_per_update(agent, batch, threads, args, max_threads)
+                    r.update(preset=preset, load=load, threads=threads, busy=len(procs))
+                    print(json.dumps(r), file=sys.stderr, flush=True)
+                    result[load, threads] = r
+                    rows.append(r)
+            finally:
+                for proc in procs:
+                    proc.kill()
+                    proc.wait()
+        best_idle = min(result["idle", t]["median_ms"] for t in settings if t != "auto")
+        for threads in settings:
+            idle, busy = result["idle", threads]["median_ms"], result["busy", threads]["median_ms"]
+            lines.append(
+                f"| {preset} | {threads} | {idle:.0f} | {busy:.0f} | {busy / idle:.2f} "
+                f"| {idle / best_idle:.2f} |"
+            )
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    header = (
+        f"`python -m dreamer.bench --contention` on {os.cpu_count()} CPU cores, torch "
+        f"{torch.__version__}, {args.busy} busy process(es), median ms of {args.updates} "
+        f"updates after {args.warmup} warm-up. Bars for auto: busy / idle <= 1.5, idle / best "
+        "fixed idle <= 1.10.\n\n"
+        "| preset | threads | idle ms | busy ms | busy / idle | idle / best idle |\n"
+        "|---|---|---|---|---|---|"
+    )
+    return header + "\n" + "\n".join(lines)
 
 
 def table(args: argparse.Namespace) -> str:
@@ -275,6 +390,9 @@ def table(args: argparse.Namespace) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.contention:
+            print(contention(args))
+            return 0
         if args.table:
             from .results import update_readme
 

@@ -3,6 +3,10 @@
 A run checkpoint (`latest.pt`) holds the agent (weights, optimisers, config), the replay buffer,
 the counters, the running episode (the env itself when it can be pickled, so a resumed run
 continues that episode mid-way; otherwise a new episode starts) and every RNG state.
+
+Writes go to `<file>.tmp` and are renamed over the old file only when complete, so SIGKILL or a
+full disk at any moment leaves the previous checkpoint intact; a failed write removes its temp
+file, and a resumed run removes any a killed process left behind (`remove_stale_temp_files`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .config import config_diff, config_to_dict
+from .config import DreamerConfig, config_diff, config_from_dict, config_to_dict
 
 if TYPE_CHECKING:
     from .train import Trainer
@@ -23,22 +27,81 @@ if TYPE_CHECKING:
 RUN_FORMAT = "dreamer-run-v1"
 
 
+# Temp files of the run directory's atomic writes; nothing else there ends in .tmp.
+RUN_TEMP_FILES = ("latest.pt.tmp", "best.pt.tmp", "metrics.csv.tmp", "config.json.tmp",
+                  "result.json.tmp")  # fmt: skip
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (disk full, ...); the previous one is intact."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason  # the OS's words, e.g. 'No space left on device'
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """torch.save to `path.tmp`, fsync, then os.replace: a crash never leaves a half file."""
+    """torch.save to `path.tmp`, fsync, then os.replace: a crash never leaves a half file.
+
+    A failed write (OSError: disk full, ...) removes the temp file and raises
+    CheckpointWriteError, one line that names the file and says the previous one is intact.
+    """
     path = os.fspath(path)
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        _remove(tmp)
+        if isinstance(exc, OSError):
+            previous = "the previous one is intact" if os.path.exists(path) else "none existed"
+            reason = exc.strerror or str(exc)
+            message = f"could not write {path} ({reason}); {previous}"
+            raise CheckpointWriteError(message, reason) from None
+        raise
+    _fsync_dir(os.path.dirname(path))
+
+
+def remove_stale_temp_files(logdir: str | os.PathLike) -> list[str]:
+    """Delete the temp files a killed run left in `logdir`; returns their names."""
+    removed = []
+    for name in RUN_TEMP_FILES:
+        path = os.path.join(logdir, name)
+        if os.path.isfile(path):
+            _remove(path)
+            removed.append(name)
+    return removed
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass  # already gone, or the disk is read-only: the next write replaces it
+
+
+def _fsync_dir(directory: str) -> None:
+    """Persist the rename itself (power loss); not possible on every OS, hence best effort."""
+    try:
+        fd = os.open(directory or ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_checkpoint_file(path: str | os.PathLike) -> dict:
     """torch.load with clear errors for missing or corrupt files."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
+        raise FileNotFoundError(f"checkpoint not found (or not a file): {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # truncated zip, wrong format, ...
@@ -76,10 +139,21 @@ def restore_run(trainer: Trainer, state: dict, path: str) -> None:
     """Load `run_state` output into a freshly built trainer with the same env and config."""
     if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
         raise ValueError(f"{path} is not a dreamer run checkpoint")
+    try:
+        _restore(trainer, state)
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:  # a field missing or odd
+        raise ValueError(f"run checkpoint {path} is incomplete or damaged ({exc!r})") from None
+
+
+def _restore(trainer: Trainer, state: dict) -> None:
     if state["env_id"] != trainer.env_id:
         raise ValueError(
             f"checkpoint is for {state['env_id']}, not {trainer.env_id}: use another --logdir"
         )
+    try:  # the stored config passes the same checks as one from the command line
+        config_from_dict(DreamerConfig, state["agent"]["config"])
+    except ValueError as exc:
+        raise ValueError(f"checkpoint config: {exc}") from None
     diffs = config_diff(state["agent"]["config"], config_to_dict(trainer.config))
     diffs = [d for d in diffs if not d.startswith("train.steps:")]  # extending a run is fine
     if diffs:
@@ -103,11 +177,20 @@ def restore_run(trainer: Trainer, state: dict, path: str) -> None:
 
 
 def _episode_state(trainer: Trainer) -> dict | None:
-    """The running episode: env (if picklable, as classic-control envs are) + agent state."""
-    if trainer.episode is None:
+    """The running episode: the env (if its pickle holds its state, as classic-control envs'
+    do) + the agent state; None makes a resumed run start a new episode."""
+    if trainer.episode is None or _pickles_constructor_only(trainer.env):
         return None
     try:
         env = pickle.dumps(trainer.env)
-    except Exception:  # Box2D and other C-backed envs cannot be pickled
+    except Exception:  # C-backed envs may not pickle at all
         return None
     return {"env": env, **trainer.episode}
+
+
+def _pickles_constructor_only(env: Any) -> bool:
+    """EzPickle envs (Box2D, MuJoCo) pickle their constructor arguments, not their state: the
+    copy is a fresh env that was never reset, and stepping it fails (LunarLander asserts)."""
+    from gymnasium.utils import EzPickle
+
+    return isinstance(getattr(env, "unwrapped", env), EzPickle)

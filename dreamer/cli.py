@@ -1,7 +1,9 @@
 """Command line shared by the numbered scripts and `python -m dreamer --env <id>`.
 
-Errors from bad input (unknown env, unsupported space, bad device, foreign checkpoint, ...)
-print one line and exit with status 2, never a traceback.
+Errors from bad input (unknown flag or config key, a value out of range, unknown env, unsupported
+space, bad device, foreign checkpoint, ...) and failures to write the run directory (a full disk)
+print one line, `error: ...`, and exit with status 2, never a traceback. docs/robustness.md lists
+what counts as bad input and what a killed or resumed run does.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import json
 import os
 import shlex
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
-from .config import DreamerConfig, override
+from .config import ConfigError, DreamerConfig, override, validate
+from .threads import parse_threads
 
 
 def quick(config: DreamerConfig) -> DreamerConfig:
@@ -42,11 +45,38 @@ def quick(config: DreamerConfig) -> DreamerConfig:
     )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (no usage block) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def _type(parse: Any, name: str) -> Any:
+    """An argparse type from a function raising ValueError, keeping its one-line message."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = name
+    return convert
+
+
+def _seed(text: str) -> int:
+    """A seed: numpy and gymnasium reject negative ones."""
+    if not text.isdigit():
+        raise ValueError(f"seed must be an integer >= 0, got {text!r}")
+    return int(text)
+
+
 def build_parser(description: str, env_id: str | None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
+    p = OneLineParser(description=description)
     p.add_argument("--env", default=env_id, required=env_id is None, help="gymnasium env id")
     p.add_argument("--steps", type=int, help="environment steps (default: the script's budget)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_type(_seed, "seed"), default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--logdir", help="run directory (default runs/<env>/<name>-seed<k>)")
     p.add_argument("--resume", action="store_true", help="continue from <logdir>/latest.pt")
@@ -59,7 +89,13 @@ def build_parser(description: str, env_id: str | None) -> argparse.ArgumentParse
     p.add_argument("--units", type=int, help="hidden units of every MLP")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seq-len", type=int)
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
+    p.add_argument(
+        "--threads",
+        type=_type(parse_threads, "threads"),
+        default="auto",
+        help="torch CPU threads: a number, or auto (default) = 1 or all cores, whichever is "
+        "faster now; see docs/robustness.md",
+    )
     p.add_argument(
         "--set",
         nargs="*",
@@ -74,32 +110,40 @@ def build_parser(description: str, env_id: str | None) -> argparse.ArgumentParse
 def apply_args(config: DreamerConfig, args: argparse.Namespace) -> DreamerConfig:
     """Script config + command-line overrides -> the run's config."""
     config = copy.deepcopy(config)
+    validate(config)  # the script's own defaults
     if args.quick:
         quick(config)
-    changes: dict[str, Any] = {
-        "train.steps": args.steps,
-        "train.precision": args.precision,
-        "train.train_ratio": args.train_ratio,
-        "world_model.rssm.deter": args.deter,
-        "world_model.rssm.stoch": args.stoch,
-        "world_model.rssm.classes": args.classes,
-        "replay.batch_size": args.batch_size,
-        "replay.seq_len": args.seq_len,
+    flags: dict[str, tuple[Any, tuple[str, ...]]] = {
+        "--steps": (args.steps, ("train.steps",)),
+        "--precision": (args.precision, ("train.precision",)),
+        "--train-ratio": (args.train_ratio, ("train.train_ratio",)),
+        "--deter": (args.deter, ("world_model.rssm.deter",)),
+        "--stoch": (args.stoch, ("world_model.rssm.stoch",)),
+        "--classes": (args.classes, ("world_model.rssm.classes",)),
+        "--units": (
+            args.units,
+            ("world_model.rssm.units", "world_model.units", "actor_critic.units"),
+        ),
+        "--batch-size": (args.batch_size, ("replay.batch_size",)),
+        "--seq-len": (args.seq_len, ("replay.seq_len",)),
     }
-    if args.units is not None:
-        for key in ("world_model.rssm.units", "world_model.units", "actor_critic.units"):
-            changes[key] = args.units
-    override(config, **{k: v for k, v in changes.items() if v is not None})
+    for flag, (value, keys) in flags.items():
+        if value is None:
+            continue
+        try:
+            override(config, **dict.fromkeys(keys, value))
+        except ConfigError as exc:
+            raise ConfigError(f"{flag} {value}: {exc}") from None
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--set expects KEY=VALUE, got '{item}'")
+            raise ConfigError(f"--set expects KEY=VALUE, got '{item}'")
         try:
             parsed = json.loads(value)
         except json.JSONDecodeError:
-            parsed = value
+            parsed = value  # a bare word: a string choice such as bf16
         override(config, **{key: parsed})
-    return config
+    return validate(config)  # cross-field rules, on the final values
 
 
 def main(
@@ -109,21 +153,29 @@ def main(
     description: str = "Train DreamerV3 on a gymnasium environment.",
 ) -> int:
     """Parse flags, train, print a summary. Returns the process exit status."""
-    args = build_parser(description, env_id).parse_args(argv)
+    try:
+        args = build_parser(description, env_id).parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad flag (2, its line already printed)
+        return int(exc.code or 0)
     try:
         return _run(args, config or DreamerConfig())
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ValueError, RuntimeError, OSError) as exc:  # OSError: a full disk, no permission
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
 
 
-def _run(args: argparse.Namespace, config: DreamerConfig) -> int:
-    import torch
+def _one_line(exc: BaseException) -> str:
+    """The message of `exc` on one line; an OSError as 'reason: file', without '[Errno N]'."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    else:
+        text = str(exc)
+    return " ".join(text.split())
 
+
+def _run(args: argparse.Namespace, config: DreamerConfig) -> int:
     from .train import Trainer
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     config = apply_args(config, args)
     name = "quick" if args.quick else "default"
     logdir = args.logdir or os.path.join("runs", args.env, f"{name}-seed{args.seed}")
@@ -139,6 +191,7 @@ def _run(args: argparse.Namespace, config: DreamerConfig) -> int:
         resume=args.resume,
         command=command,
         progress=not args.no_progress,
+        threads=args.threads,
     )
     result = trainer.run()
     print(

@@ -15,8 +15,11 @@ reason in the departures table of docs/walkthrough.md.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass
@@ -30,7 +33,7 @@ class RSSMConfig:
     unimix: float = 0.01  # uniform mix into the categorical probs: 1% (paper: "unimix")
     # 'learned': h_0 = tanh(learned vector), z_0 = the prior's mode at h_0 (2023 official);
     # 'zeros': h_0 = 0 and z_0 = 0, not trained (current official code).
-    initial: str = "learned"
+    initial: Literal["learned", "zeros"] = "learned"
     # Continuous actions enter the GRU scaled to |a| <= action_clip (scale without gradient),
     # so an unclipped policy sample cannot push the model off its training range (2023: 1.0).
     action_clip: float = 1.0
@@ -77,10 +80,10 @@ class ActorCriticConfig:
     min_std: float = 0.1  # continuous actor std in [min_std, max_std]
     max_std: float = 1.0
     # 'auto' = REINFORCE for discrete, dynamics backprop for continuous (2023 recipe).
-    actor_grad: str = "auto"  # 'auto' | 'reinforce' | 'dynamics'
+    actor_grad: Literal["auto", "reinforce", "dynamics"] = "auto"
     # Continues c_t in imagination: the continue head's probability ('prob', 2025 code) or its
     # mode, 1 unless termination is more likely than not ('mode', 2023 code).
-    imag_cont: str = "prob"  # 'prob' | 'mode'
+    imag_cont: Literal["prob", "mode"] = "prob"
     slow_critic_rate: float = 0.02  # EMA rate of the slow critic per update
     slow_critic_reg: float = 1.0  # weight of CE toward the slow critic's prediction
     # Critic loss on replayed sequences (real rewards and terminations, bootstrapped with the
@@ -114,10 +117,10 @@ class TrainConfig:
     eval_every: int = 2_000  # env steps between evaluations
     eval_episodes: int = 10  # episodes per evaluation (separate env instances)
     # How evaluation acts: 'sample' the policy (both official versions) or take its 'mode'.
-    eval_policy: str = "sample"
+    eval_policy: Literal["sample", "mode"] = "sample"
     log_every: int = 500  # env steps between metric rows
     checkpoint_every: int = 5_000  # env steps between 'latest' checkpoints
-    precision: str = "fp32"  # 'fp32' | 'bf16' (autocast)
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast
     threshold: float | None = None  # eval return that counts as solved (for summaries)
 
 
@@ -132,7 +135,67 @@ class DreamerConfig:
     # Weight init of every Linear: 'official' = the 2023 code's (variance 1 / mean(fan_in,
     # fan_out), truncated normal for hidden and uniform for output layers, zero biases);
     # 'torch' = PyTorch's default.
-    weight_init: str = "official"
+    weight_init: Literal["official", "torch"] = "official"
+
+
+# Valid range of every numeric field, by dotted key: "[a, b]" includes an end, "(a, b)" excludes
+# it. Types come from the annotations above; str fields list their choices as Literal[...].
+# `validate` checks both, plus the cross-field rules in `_cross_field_errors`.
+LIMITS: dict[str, str] = {
+    "world_model.rssm.deter": "[1, inf)",
+    "world_model.rssm.stoch": "[1, inf)",
+    "world_model.rssm.classes": "[2, inf)",  # one class carries no information
+    "world_model.rssm.units": "[1, inf)",
+    "world_model.rssm.unimix": "[0, 1)",
+    "world_model.rssm.action_clip": "[0, inf)",  # 0 = no clip
+    "world_model.kl.dyn_weight": "[0, inf)",
+    "world_model.kl.rep_weight": "[0, inf)",
+    "world_model.kl.free_bits": "[0, inf)",
+    "world_model.units": "[1, inf)",
+    "world_model.layers": "[1, inf)",
+    "world_model.num_bins": "[2, inf)",  # twohot needs two neighbouring bins
+    "world_model.dec_scale": "[0, inf)",
+    "world_model.rew_scale": "[0, inf)",
+    "world_model.con_scale": "[0, inf)",
+    "world_model.lr": "(0, inf)",
+    "world_model.eps": "(0, inf)",
+    "world_model.grad_clip": "(0, inf)",
+    "actor_critic.horizon": "[1, inf)",
+    "actor_critic.gamma": "(0, 1]",
+    "actor_critic.lam": "[0, 1]",
+    "actor_critic.units": "[1, inf)",
+    "actor_critic.layers": "[1, inf)",
+    "actor_critic.num_bins": "[2, inf)",
+    "actor_critic.entropy": "[0, inf)",
+    "actor_critic.unimix": "[0, 1)",
+    "actor_critic.min_std": "(0, inf)",
+    "actor_critic.max_std": "(0, inf)",
+    "actor_critic.slow_critic_rate": "(0, 1]",
+    "actor_critic.slow_critic_reg": "[0, inf)",
+    "actor_critic.replay_critic_scale": "[0, inf)",
+    "actor_critic.retnorm_decay": "[0, 1)",
+    "actor_critic.retnorm_low": "[0, 1]",
+    "actor_critic.retnorm_high": "[0, 1]",
+    "actor_critic.actor_lr": "(0, inf)",
+    "actor_critic.critic_lr": "(0, inf)",
+    "actor_critic.eps": "(0, inf)",
+    "actor_critic.grad_clip": "(0, inf)",
+    "replay.capacity": "[2, inf)",
+    "replay.batch_size": "[1, inf)",
+    "replay.seq_len": "[2, inf)",  # one step has no transition for the dynamics to learn
+    "train.steps": "[1, inf)",
+    "train.prefill": "[0, inf)",
+    "train.train_ratio": "(0, inf)",
+    "train.eval_every": "[1, inf)",
+    "train.eval_episodes": "[1, inf)",
+    "train.log_every": "[1, inf)",
+    "train.checkpoint_every": "[1, inf)",
+    "train.threshold": "(-inf, inf)",
+}
+
+
+class ConfigError(ValueError):
+    """A bad config key or value; the message is one line naming the field and what is allowed."""
 
 
 def config_to_dict(config: Any) -> dict:
@@ -140,30 +203,186 @@ def config_to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
 
 
-def config_from_dict(cls: type, data: dict) -> Any:
-    """Rebuild a (nested) config dataclass; unknown keys fail loudly."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(fields)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
+def config_from_dict(cls: type, data: dict, prefix: str = "") -> Any:
+    """Rebuild a (nested) config dataclass, checking every key and value; missing keys keep
+    their defaults (older checkpoints)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section {prefix.rstrip('.') or cls.__name__} must be a dict")
+    hints = _hints(cls)
     kwargs = {}
     for name, value in data.items():
-        sub = _dataclass_type(fields[name])
-        kwargs[name] = config_from_dict(sub, value) if sub is not None else value
-    return cls(**kwargs)
+        key = prefix + name
+        if name not in hints:
+            raise ConfigError(_unknown_key_message(key))
+        if dataclasses.is_dataclass(hints[name]):
+            kwargs[name] = config_from_dict(hints[name], value, key + ".")
+        else:
+            kwargs[name] = check_value(key, value)
+    config = cls(**kwargs)
+    if cls is DreamerConfig:
+        validate(config)
+    return config
 
 
 def override(config: Any, **changes: Any) -> Any:
-    """Set dotted keys, e.g. override(cfg, **{"replay.seq_len": 32}); unknown keys fail."""
+    """Set dotted keys, e.g. override(cfg, **{"replay.seq_len": 32}); each key and value is
+    checked (unknown keys name the closest valid one). Cross-field rules: call `validate`."""
     for key, value in changes.items():
-        target = config
+        target, hints = config, _hints(type(config))
         *path, last = key.split(".")
         for part in path:
+            if part not in hints or not dataclasses.is_dataclass(hints[part]):
+                raise ConfigError(_unknown_key_message(key))
             target = getattr(target, part)
-        if not hasattr(target, last):
-            raise ValueError(f"unknown config key '{key}'")
-        setattr(target, last, value)
+            hints = _hints(type(target))
+        if last not in hints:
+            raise ConfigError(_unknown_key_message(key))
+        if dataclasses.is_dataclass(hints[last]):
+            example = next(iter(leaf_keys(hints[last])))
+            raise ConfigError(
+                f"'{key}' is a section: set one of its fields, e.g. '{key}.{example}'"
+            )
+        setattr(target, last, check_value(key, value))
     return config
+
+
+def validate(config: DreamerConfig) -> DreamerConfig:
+    """Check every field's type and range and the cross-field rules; the first problem raises
+    ConfigError. Called wherever a config enters a run (command line, Trainer, agent, resume)."""
+    for key, value in leaf_values(config).items():
+        if type(check_value(key, value)) is not type(value):
+            # a whole float in an int field: converted from the command line, a bug in code
+            raise ConfigError(f"{key} must be {_describe(key)}, got {value!r}")
+    for message in _cross_field_errors(config):
+        raise ConfigError(message)
+    return config
+
+
+def _cross_field_errors(c: DreamerConfig) -> list[str]:
+    r, t, ac = c.replay, c.train, c.actor_critic
+    errors = []
+    if r.capacity < r.seq_len:
+        errors.append(f"replay.capacity ({r.capacity}) must be >= replay.seq_len ({r.seq_len})")
+    first_update = max(t.prefill, r.seq_len)  # replay must hold this many steps to train
+    if t.steps <= first_update:
+        errors.append(
+            f"train.steps ({t.steps}) must exceed max(train.prefill, replay.seq_len) "
+            f"= {first_update}, the steps collected before the first update"
+        )
+    if ac.min_std > ac.max_std:
+        errors.append(
+            f"actor_critic.min_std ({ac.min_std}) must be <= actor_critic.max_std ({ac.max_std})"
+        )
+    if ac.retnorm_low >= ac.retnorm_high:
+        errors.append(
+            f"actor_critic.retnorm_low ({ac.retnorm_low}) must be < actor_critic.retnorm_high "
+            f"({ac.retnorm_high})"
+        )
+    return errors
+
+
+def check_value(key: str, value: Any) -> Any:
+    """`value` for the leaf field `key` if its type and range fit, else ConfigError naming both.
+    A whole float for an int field (1e5 on the command line) becomes an int."""
+    kind, optional = _base_type(key)
+    choices = typing.get_args(kind) if typing.get_origin(kind) is Literal else ()
+    if value is None and optional:
+        return None
+    ok = True
+    if choices:
+        ok = value in choices and isinstance(value, str)
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        ok = False  # JSON true/false and strings are no numbers
+    elif kind is int:
+        ok = float(value).is_integer()
+        value = int(value) if ok else value
+    elif kind is float:
+        ok = math.isfinite(value)
+    if ok and not choices:
+        low, high, low_open, high_open = _interval(LIMITS[key])
+        ok = (value > low if low_open else value >= low) and (
+            value < high if high_open else value <= high
+        )
+    if not ok:
+        raise ConfigError(f"{key} must be {_describe(key)}, got {value!r}")
+    return value
+
+
+def _describe(key: str) -> str:
+    """What `key` accepts, in words: 'an integer >= 1', 'a number in (0, 1]', 'one of ...'."""
+    kind, optional = _base_type(key)
+    if typing.get_origin(kind) is Literal:
+        return "one of " + ", ".join(repr(c) for c in typing.get_args(kind))
+    noun = "an integer" if kind is int else "a number"
+    text = LIMITS[key]
+    low, high, low_open, _ = _interval(text)
+    if math.isinf(low) and math.isinf(high):
+        text = f"{noun} (finite)"
+    elif math.isinf(high):
+        text = f"{noun} {'>' if low_open else '>='} {low:g}"
+    else:
+        text = f"{noun} in {text}"
+    return text + (" or null" if optional else "")
+
+
+def _base_type(key: str) -> tuple[Any, bool]:
+    """The annotated type of `key` without None, and whether None is allowed."""
+    kind = _leaf_types()[key]
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) is not Literal and type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return kind, False
+
+
+def _interval(text: str) -> tuple[float, float, bool, bool]:
+    low, high = (float(x) for x in text[1:-1].split(","))
+    return low, high, text[0] == "(", text[-1] == ")"
+
+
+def leaf_keys(cls: type | None = None, prefix: str = "") -> dict[str, Any]:
+    """Every leaf field of a config dataclass (default DreamerConfig) -> its annotated type."""
+    out = {}
+    for name, kind in _hints(cls or DreamerConfig).items():
+        if dataclasses.is_dataclass(kind):
+            out.update(leaf_keys(kind, f"{prefix}{name}."))
+        else:
+            out[prefix + name] = kind
+    return out
+
+
+def leaf_values(config: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> value for every leaf field of a config instance."""
+    out = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(leaf_values(value, f"{prefix}{f.name}."))
+        else:
+            out[prefix + f.name] = value
+    return out
+
+
+def _unknown_key_message(key: str) -> str:
+    """'unknown config key ...' naming the closest valid key (difflib), or what there is."""
+    keys = list(_leaf_types())
+    *path, last = key.split(".")
+    cls: Any = DreamerConfig
+    for part in path:  # the section the key names, if it exists
+        cls = _hints(cls).get(part) if cls is not None else None
+        cls = cls if dataclasses.is_dataclass(cls) else None
+    # right field, other section: 'train.seq_len' -> 'replay.seq_len', 'steps' -> 'train.steps'
+    guess = [k for k in keys if k.rpartition(".")[2] == last]
+    if not guess and cls is None:  # the section is wrong too: match the whole key
+        guess = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+    elif not guess:
+        names = difflib.get_close_matches(last, list(_hints(cls)), n=1, cutoff=0.6)
+        guess = [".".join([*path, names[0]])] if names else []
+    if guess:
+        return f"unknown config key '{key}'; did you mean '{guess[0]}'?"
+    if cls is None or cls is DreamerConfig:
+        sections = ", ".join(_hints(DreamerConfig))
+        return f"unknown config key '{key}'; keys start with one of: {sections}"
+    return f"unknown config key '{key}'; {'.'.join(path)} has: {', '.join(_hints(cls))}"
 
 
 def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -179,15 +398,14 @@ def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     return diffs
 
 
-_TYPES = {
-    "RSSMConfig": RSSMConfig,
-    "KLBalanceConfig": KLBalanceConfig,
-    "WorldModelConfig": WorldModelConfig,
-    "ActorCriticConfig": ActorCriticConfig,
-    "ReplayConfig": ReplayConfig,
-    "TrainConfig": TrainConfig,
-}
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
 
 
-def _dataclass_type(f: dataclasses.Field) -> type | None:
-    return _TYPES.get(f.type if isinstance(f.type, str) else getattr(f.type, "__name__", ""))
+_LEAF_TYPES: dict[str, Any] = {}
+
+
+def _leaf_types() -> dict[str, Any]:
+    if not _LEAF_TYPES:  # built once: get_type_hints evaluates the annotations
+        _LEAF_TYPES.update(leaf_keys())
+    return _LEAF_TYPES

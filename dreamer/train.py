@@ -9,7 +9,8 @@
 
 Truncation (a time limit) is stored as is_last without is_terminal, so the continue head
 learns that the episode goes on. A run directory holds config.json, metrics.csv,
-latest.pt / best.pt and curve.png.
+latest.pt / best.pt and curve.png. A resumed run (`resume=True`) continues from latest.pt and
+first drops the metrics rows logged after it (docs/robustness.md).
 """
 
 from __future__ import annotations
@@ -27,12 +28,20 @@ import numpy as np
 import torch
 
 from .agent import DreamerAgent
-from .checkpoint import atomic_torch_save, load_checkpoint_file, restore_run, run_state
-from .config import DreamerConfig, config_to_dict
+from .checkpoint import (
+    CheckpointWriteError,
+    atomic_torch_save,
+    load_checkpoint_file,
+    remove_stale_temp_files,
+    restore_run,
+    run_state,
+)
+from .config import DreamerConfig, config_to_dict, validate
 from .envs import make_env, random_model_action, resolve_device, set_seed, to_env_action
 from .logger import MetricsLogger, progress_bar
 from .plotting import plot_learning_curve, read_metrics
 from .replay_buffer import SequenceReplayBuffer
+from .threads import ThreadTuner
 
 
 class NonFiniteError(RuntimeError):
@@ -62,7 +71,11 @@ def git_commit() -> str:
 
 
 class Trainer:
-    """Owns env, eval env, agent, replay and the run directory."""
+    """Owns env, eval env, agent, replay and the run directory.
+
+    `threads`: None leaves torch's thread count alone, a number fixes it, 'auto' lets a
+    ThreadTuner pick 1 or all cores update by update (dreamer/threads.py).
+    """
 
     def __init__(
         self,
@@ -74,10 +87,12 @@ class Trainer:
         resume: bool = False,
         command: str = "",
         progress: bool = True,
+        threads: int | str | None = None,
     ):
-        tc = config.train
-        if tc.steps <= 0:
-            raise ValueError(f"steps must be positive, got {tc.steps}")
+        validate(config)
+        self.tuner = ThreadTuner() if threads == "auto" else None
+        if isinstance(threads, int):
+            torch.set_num_threads(threads)
         self.env_id, self.config, self.seed, self.logdir = env_id, config, seed, logdir
         self.command, self.progress = command, progress
         self.device = resolve_device(device)
@@ -101,13 +116,23 @@ class Trainer:
         self.episode: dict | None = None  # obs, reward, is_first, agent state, return
         self._start = time.time()
         self._commit = git_commit()  # the code this process runs, not HEAD when it ends
-        os.makedirs(logdir, exist_ok=True)
+        try:
+            os.makedirs(logdir, exist_ok=True)
+        except OSError as exc:  # a file in the way, no permission, ...
+            raise ValueError(f"cannot create run directory {logdir} ({exc.strerror})") from None
         self.latest_path = os.path.join(logdir, "latest.pt")
         self.best_path = os.path.join(logdir, "best.pt")
         self.metrics_path = os.path.join(logdir, "metrics.csv")
+        self.saved_step: int | None = None  # env step of the latest.pt on disk
         if resume:
             restore_run(self, load_checkpoint_file(self.latest_path), self.latest_path)
+            self.saved_step = self.env_step
+            remove_stale_temp_files(logdir)  # what a killed process left half-written
+            MetricsLogger(logdir).truncate_after(self.env_step)  # rows it logs again
         else:
+            remove_stale_temp_files(logdir)
+            if os.path.exists(self.metrics_path):  # a new run in an old directory starts over
+                os.remove(self.metrics_path)
             self._write_json("config.json", self._run_info())
 
     # -- run directory ------------------------------------------------------------------------
@@ -120,18 +145,32 @@ class Trainer:
             "command": self.command,
             "git_commit": self._commit,
             "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
+            "threads": "auto" if self.tuner else torch.get_num_threads(),
             "config": config_to_dict(self.config),
         }
 
     def _write_json(self, name: str, data: dict) -> None:
         path = os.path.join(self.logdir, name)
-        with open(path + ".tmp", "w") as f:
-            json.dump(data, f, indent=2)
-        os.replace(path + ".tmp", path)
+        try:
+            with open(path + ".tmp", "w") as f:
+                json.dump(data, f, indent=2)
+            os.replace(path + ".tmp", path)
+        except OSError:
+            if os.path.exists(path + ".tmp"):
+                os.remove(path + ".tmp")
+            raise
 
     def save_latest(self) -> None:
-        atomic_torch_save(run_state(self), self.latest_path)
+        """Write latest.pt; if that fails (disk full) say which step the intact one holds."""
+        try:
+            atomic_torch_save(run_state(self), self.latest_path)
+        except CheckpointWriteError as exc:
+            kept = "there is no earlier checkpoint"
+            if self.saved_step is not None:
+                kept = f"the one from step {self.saved_step} is intact; free space, then --resume"
+            message = f"could not save {self.latest_path} at step {self.env_step} ({exc.reason}); "
+            raise CheckpointWriteError(message + kept, exc.reason) from None
+        self.saved_step = self.env_step
 
     # -- loop ---------------------------------------------------------------------------------
 
@@ -147,7 +186,10 @@ class Trainer:
         while self.update_debt >= 1.0:
             batch = self.replay.sample(self.config.replay.batch_size, self.rng)
             skipped_before = self.agent.skipped_updates
-            pending.append(self.agent.train_step(batch))
+            if self.tuner is not None:
+                pending.append(self.tuner.run(self.agent.train_step, batch))
+            else:
+                pending.append(self.agent.train_step(batch))
             self.update_debt -= 1.0
             if self.agent.skipped_updates > skipped_before:
                 self.consecutive_skips += 1
@@ -307,5 +349,8 @@ class Trainer:
             steps_to_threshold=self.steps_to_threshold,
             interrupted=self._stop_signal is not None,
         )
-        self._write_json("result.json", {**result.__dict__, **self._run_info()})
+        info = self._run_info()
+        if self.tuner is not None:
+            info["thread_tuner"] = self.tuner.summary()
+        self._write_json("result.json", {**result.__dict__, **info})
         return result
