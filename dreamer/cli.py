@@ -1,4 +1,5 @@
-"""Command line shared by the numbered scripts and `python -m dreamer --env <id>`.
+"""Command line shared by the numbered scripts, `python -m dreamer --env <id>` and the installed
+`dreamer --env <id>` command.
 
 Errors from bad input (unknown env, unsupported space, bad device, foreign checkpoint, ...)
 print one line and exit with status 2, never a traceback.
@@ -44,7 +45,12 @@ def quick(config: DreamerConfig) -> DreamerConfig:
 
 def build_parser(description: str, env_id: str | None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--env", default=env_id, required=env_id is None, help="gymnasium env id")
+    p.add_argument(
+        "--env",
+        default=env_id,
+        required=env_id is None,
+        help="gymnasium env id, or module:id to import the module that registers it first",
+    )
     p.add_argument("--steps", type=int, help="environment steps (default: the script's budget)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -115,6 +121,15 @@ def main(
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def console_main() -> None:
+    """The installed `dreamer` command: `python -m dreamer`, with the same import path."""
+    # `python -m` puts the current folder on sys.path, a console script does not: without it,
+    # `--env my_envs:MyEnv-v0` could not import my_envs.py from where the user runs it.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    sys.exit(main())
 
 
 def _run(args: argparse.Namespace, config: DreamerConfig) -> int:
