@@ -49,6 +49,20 @@ def space_info(observation_space: Any, action_space: Any) -> dict:
     )
 
 
+def spaces_from_info(info: dict) -> tuple[Any, Any]:
+    """`space_info` output (as stored in checkpoints) -> gymnasium (observation, action) spaces.
+
+    Observation bounds are not stored and come back as (-inf, inf): the agent needs only shapes.
+    """
+    from gymnasium import spaces
+
+    observation_space = spaces.Box(-np.inf, np.inf, (info["obs_dim"],), np.float32)
+    if info["discrete"]:
+        return observation_space, spaces.Discrete(info["action_dim"])
+    low, high = np.asarray(info["low"]), np.asarray(info["high"])  # float64: the stored values
+    return observation_space, spaces.Box(low, high, (info["action_dim"],), np.float64)
+
+
 EnvSource = str | Callable[[], Any]  # a gymnasium id, or a zero-argument factory of envs
 
 
