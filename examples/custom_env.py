@@ -91,7 +91,7 @@ def main() -> int:
     result = trainer.run()
     print(
         f"trained {result.env_steps} env steps, {result.updates} updates: "
-        f"best eval return {result.best_eval}; checkpoints in {result.logdir}"
+        f"best eval return {result.best_eval:.2f}; checkpoints in {result.logdir}"
     )
 
     # 2. Act from the checkpoint: load, reset the recurrent state (is_first), act step by step.
