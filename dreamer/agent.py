@@ -23,9 +23,16 @@ import torch
 from torch import Tensor, nn
 
 from . import actor_critic as losses_ac
-from .checkpoint import atomic_torch_save, load_checkpoint_file
-from .config import DreamerConfig, WorldModelConfig, config_diff, config_to_dict, validate
-from .envs import space_info, to_env_action
+from .checkpoint import RUN_FORMAT, atomic_torch_save, load_checkpoint_file
+from .config import (
+    DreamerConfig,
+    WorldModelConfig,
+    config_diff,
+    config_from_dict,
+    config_to_dict,
+    validate,
+)
+from .envs import space_info, spaces_from_info, to_env_action
 from .networks import Actor, ContinueHead, Critic, Decoder, Encoder, RewardHead, init_weights_
 from .rssm import RSSM, State, Trajectory, imagine_rollout
 from .utils import (
@@ -396,3 +403,21 @@ class DreamerAgent(nn.Module):
 
     def load(self, path: str | os.PathLike) -> None:
         self.load_checkpoint_state(load_checkpoint_file(path))
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | os.PathLike, device: str | torch.device = "cpu"
+    ) -> DreamerAgent:
+        """The agent of a run checkpoint (latest.pt) or an agent checkpoint (best.pt, `save`),
+        rebuilt from its stored config and spaces: no env needed. Ready to `act`.
+        """
+        state = load_checkpoint_file(path)
+        if isinstance(state, dict) and state.get("format") == RUN_FORMAT:
+            state = state["agent"]
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{os.fspath(path)} is not a dreamer checkpoint")
+        observation_space, action_space = spaces_from_info(state["spaces"])
+        config = config_from_dict(DreamerConfig, state["config"])
+        agent = cls(observation_space, action_space, config, device)
+        agent.load_checkpoint_state(state)
+        return agent.eval()

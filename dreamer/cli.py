@@ -1,4 +1,5 @@
-"""Command line shared by the numbered scripts and `python -m dreamer --env <id>`.
+"""Command line shared by the numbered scripts, `python -m dreamer --env <id>` and the installed
+`dreamer --env <id>` command.
 
 Errors from bad input (unknown flag or config key, a value out of range, unknown env, unsupported
 space, bad device, foreign checkpoint, ...) and failures to write the run directory (a full disk)
@@ -74,7 +75,12 @@ def _seed(text: str) -> int:
 
 def build_parser(description: str, env_id: str | None) -> argparse.ArgumentParser:
     p = OneLineParser(description=description)
-    p.add_argument("--env", default=env_id, required=env_id is None, help="gymnasium env id")
+    p.add_argument(
+        "--env",
+        default=env_id,
+        required=env_id is None,
+        help="gymnasium env id, or module:id to import the module that registers it first",
+    )
     p.add_argument("--steps", type=int, help="environment steps (default: the script's budget)")
     p.add_argument("--seed", type=_type(_seed, "seed"), default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -171,6 +177,15 @@ def _one_line(exc: BaseException) -> str:
     else:
         text = str(exc)
     return " ".join(text.split())
+
+
+def console_main() -> None:
+    """The installed `dreamer` command: `python -m dreamer`, with the same import path."""
+    # `python -m` puts the current folder on sys.path, a console script does not: without it,
+    # `--env my_envs:MyEnv-v0` could not import my_envs.py from where the user runs it.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    sys.exit(main())
 
 
 def _run(args: argparse.Namespace, config: DreamerConfig) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import random
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -67,20 +69,83 @@ def space_info(observation_space: Any, action_space: Any) -> dict:
     )
 
 
-def make_env(env_id: str, seed: int | None = None, render_mode: str | None = None) -> Any:
-    """gymnasium.make with a one-line error for unknown ids or unsupported spaces."""
+def spaces_from_info(info: dict) -> tuple[Any, Any]:
+    """`space_info` output (as stored in checkpoints) -> gymnasium (observation, action) spaces.
+
+    Observation bounds are not stored and come back as (-inf, inf): the agent needs only shapes.
+    """
+    from gymnasium import spaces
+
+    observation_space = spaces.Box(-np.inf, np.inf, (info["obs_dim"],), np.float32)
+    if info["discrete"]:
+        return observation_space, spaces.Discrete(info["action_dim"])
+    low, high = np.asarray(info["low"]), np.asarray(info["high"])  # float64: the stored values
+    return observation_space, spaces.Box(low, high, (info["action_dim"],), np.float64)
+
+
+EnvSource = str | Callable[[], Any]  # a gymnasium id, or a zero-argument factory of envs
+
+
+def make_env(env: EnvSource, seed: int | None = None, render_mode: str | None = None) -> Any:
+    """A fresh env from a gymnasium id or a factory, with one-line errors for bad input.
+
+    An id is 'CartPole-v1' or gymnasium's 'my_package.envs:MyEnv-v0' (import the module, which
+    registers the id). A factory is called with no arguments, e.g. the env class itself; it
+    chooses its own render mode. An env instance is refused: evaluation needs fresh envs.
+    """
     import gymnasium as gym
 
-    try:
-        env = gym.make(env_id, render_mode=render_mode)
-    except gym.error.Error as exc:
-        raise ValueError(f"cannot make environment '{env_id}': {exc}") from None
-    except ImportError as exc:  # e.g. Box2D missing for LunarLander
-        raise ValueError(f"environment '{env_id}' needs an extra package: {exc}") from None
+    if isinstance(env, str):
+        env = _make_from_id(env, render_mode)
+    elif isinstance(env, gym.Env):
+        raise TypeError(
+            f"got a {type(env).__name__} instance; pass a zero-argument factory instead, e.g. "
+            "its class or lambda: MyEnv(size=5), since evaluation makes fresh envs"
+        )
+    elif not callable(env):
+        raise TypeError(f"expected a gymnasium id or an env factory, got type {type(env).__name__}")
+    else:
+        name = getattr(env, "__qualname__", repr(env))
+        env = env()
+        if not isinstance(env, gym.Env):
+            raise TypeError(
+                f"env factory {name} returned type {type(env).__name__}, not a gymnasium Env"
+            )
     space_info(env.observation_space, env.action_space)  # raises for unsupported spaces
     if seed is not None:
         env.action_space.seed(seed)
     return env
+
+
+def env_name(env: EnvSource, instance: Any) -> str:
+    """The run's env name: the id as given, else the spec's id or the env class's name."""
+    if isinstance(env, str):
+        return env
+    spec = getattr(instance, "spec", None)
+    return spec.id if spec is not None else type(instance.unwrapped).__name__
+
+
+def _make_from_id(env_id: str, render_mode: str | None) -> Any:
+    import gymnasium as gym
+
+    module, sep, name = env_id.rpartition(":")
+    if sep and (not module or ":" in module or not name):
+        raise ValueError(f"bad environment id '{env_id}': expected 'EnvId' or 'module:EnvId'")
+    if sep:  # import it here so that a failure names the module, not a missing package
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ValueError(
+                f"cannot import module '{module}' of environment '{env_id}' ({exc}); is it "
+                "installed, or in the current folder?"
+            ) from None
+    try:
+        return gym.make(env_id, render_mode=render_mode)
+    except gym.error.Error as exc:
+        hint = f"; does '{module}' call gymnasium.register('{name}', ...)?" if sep else ""
+        raise ValueError(f"cannot make environment '{env_id}': {exc}{hint}") from None
+    except ImportError as exc:  # e.g. Box2D missing for LunarLander
+        raise ValueError(f"environment '{env_id}' needs an extra package: {exc}") from None
 
 
 def random_model_action(action_space: Any, rng: np.random.Generator) -> np.ndarray:

@@ -37,7 +37,15 @@ from .checkpoint import (
     run_state,
 )
 from .config import DreamerConfig, config_to_dict, validate
-from .envs import make_env, random_model_action, resolve_device, set_seed, to_env_action
+from .envs import (
+    EnvSource,
+    env_name,
+    make_env,
+    random_model_action,
+    resolve_device,
+    set_seed,
+    to_env_action,
+)
 from .logger import MetricsLogger, progress_bar
 from .plotting import plot_learning_curve, read_metrics
 from .replay_buffer import SequenceReplayBuffer
@@ -73,13 +81,15 @@ def git_commit() -> str:
 class Trainer:
     """Owns env, eval env, agent, replay and the run directory.
 
+    `env`: a gymnasium id ('CartPole-v1', 'my_package.envs:MyEnv-v0') or a zero-argument factory
+    returning a gymnasium Env (e.g. the env class); evaluation makes fresh envs from it.
     `threads`: None leaves torch's thread count alone, a number fixes it, 'auto' lets a
     ThreadTuner pick 1 or all cores update by update (dreamer/threads.py).
     """
 
     def __init__(
         self,
-        env_id: str,
+        env: EnvSource,
         config: DreamerConfig,
         logdir: str,
         seed: int = 0,
@@ -93,11 +103,12 @@ class Trainer:
         self.tuner = ThreadTuner() if threads == "auto" else None
         if isinstance(threads, int):
             torch.set_num_threads(threads)
-        self.env_id, self.config, self.seed, self.logdir = env_id, config, seed, logdir
+        self.config, self.seed, self.logdir = config, seed, logdir
         self.command, self.progress = command, progress
         self.device = resolve_device(device)
         set_seed(seed)
-        self.env = make_env(env_id, seed)
+        self.env_source, self.env = env, make_env(env, seed)
+        self.env_id = env_name(env, self.env)  # names the run in checkpoints and plots
         self.agent = DreamerAgent(
             self.env.observation_space, self.env.action_space, config, self.device
         )
@@ -212,7 +223,7 @@ class Trainer:
             return self._evaluate(episodes or self.config.train.eval_episodes)
 
     def _evaluate(self, episodes: int) -> tuple[float, float]:
-        envs = [make_env(self.env_id) for _ in range(episodes)]
+        envs = [make_env(self.env_source) for _ in range(episodes)]
         base = 10_000 * (self.seed + 1) + self.env_step  # new but reproducible episodes
         obs = np.stack([env.reset(seed=base + i)[0] for i, env in enumerate(envs)])
         returns = np.zeros(episodes)
