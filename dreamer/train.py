@@ -78,6 +78,31 @@ def git_commit() -> str:
         return "unknown"
 
 
+def evaluate_policy(
+    agent: DreamerAgent, env: EnvSource, episodes: int, base_seed: int, explore: bool = True
+) -> tuple[float, float]:
+    """Mean and std return of `episodes` fresh episodes (seeds base_seed + i), acting in one
+    batch; `explore` samples the policy (both official versions), else takes its mode."""
+    envs = [make_env(env) for _ in range(episodes)]
+    obs = np.stack([e.reset(seed=base_seed + i)[0] for i, e in enumerate(envs)])
+    returns = np.zeros(episodes)
+    active = np.ones(episodes, bool)
+    state, is_first = None, np.ones(episodes, bool)
+    while active.any():
+        action, state = agent.policy(obs, state, is_first, explore=explore)
+        env_actions = agent.to_env_action(action)
+        for i, e in enumerate(envs):
+            if not active[i]:
+                continue
+            obs[i], reward, term, trunc, _ = e.step(env_actions[i])
+            returns[i] += reward
+            active[i] = not (term or trunc)
+        is_first = np.zeros(episodes, bool)
+    for e in envs:
+        e.close()
+    return float(returns.mean()), float(returns.std())
+
+
 class Trainer:
     """Owns env, eval env, agent, replay and the run directory.
 
@@ -220,29 +245,13 @@ class Trainer:
         """
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed + self.env_step)
-            return self._evaluate(episodes or self.config.train.eval_episodes)
-
-    def _evaluate(self, episodes: int) -> tuple[float, float]:
-        envs = [make_env(self.env_source) for _ in range(episodes)]
-        base = 10_000 * (self.seed + 1) + self.env_step  # new but reproducible episodes
-        obs = np.stack([env.reset(seed=base + i)[0] for i, env in enumerate(envs)])
-        returns = np.zeros(episodes)
-        active = np.ones(episodes, bool)
-        state, is_first = None, np.ones(episodes, bool)
-        while active.any():
-            explore = self.config.train.eval_policy == "sample"
-            action, state = self.agent.policy(obs, state, is_first, explore=explore)
-            env_actions = self.agent.to_env_action(action)
-            for i, env in enumerate(envs):
-                if not active[i]:
-                    continue
-                obs[i], reward, term, trunc, _ = env.step(env_actions[i])
-                returns[i] += reward
-                active[i] = not (term or trunc)
-            is_first = np.zeros(episodes, bool)
-        for env in envs:
-            env.close()
-        return float(returns.mean()), float(returns.std())
+            return evaluate_policy(
+                self.agent,
+                self.env_source,
+                episodes or self.config.train.eval_episodes,
+                base_seed=10_000 * (self.seed + 1) + self.env_step,  # new, reproducible episodes
+                explore=self.config.train.eval_policy == "sample",
+            )
 
     def _log(self, pending: list[dict], eval_result: tuple[float, float] | None) -> None:
         counters = {

@@ -435,3 +435,18 @@ def test_evaluation_samples_the_policy_by_default(monkeypatch, tmp_path):
     calls.clear()
     trainer.evaluate(2)
     assert calls and not any(calls)
+
+
+def test_evaluate_command_reads_both_rules_from_a_run_checkpoint(tmp_path, capsys):
+    import json
+
+    from dreamer.evaluate import main as evaluate_main
+    from dreamer.train import Trainer
+
+    trainer = Trainer("CartPole-v1", tiny_config(), str(tmp_path), progress=False)
+    trainer.save_latest()
+    assert evaluate_main(["--checkpoint", trainer.latest_path, "--episodes", "2"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["policy"] for x in lines] == ["sample", "mode"]
+    assert all(x["env"] == "CartPole-v1" and x["mean"] >= 8 for x in lines)  # CartPole >= 8 steps
+    assert evaluate_main(["--checkpoint", str(tmp_path / "missing.pt")]) == 2
