@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -151,6 +152,26 @@ def build(args: argparse.Namespace) -> tuple[DreamerAgent, dict, DreamerConfig, 
     return agent, batch, c, device
 
 
+def _warmed_up_update(
+    agent: DreamerAgent, batch: dict, tuner: ThreadTuner | None, warmup: int
+) -> Callable[[], None]:
+    """One training update (through the thread tuner if any), after `warmup` of them.
+
+    With a tuner its first probe (1 + 2 x 2 updates) is warm-up too: a real run pays it once,
+    and later probes at most once per 15 s (dreamer/threads.py).
+    """
+
+    def update() -> None:
+        if tuner is None:
+            agent.train_step(batch)
+        else:
+            tuner.run(agent.train_step, batch)
+
+    for _ in range(warmup + (tuner.settle_updates if tuner else 0)):
+        update()
+    return update
+
+
 def run(args: argparse.Namespace) -> dict:
     tuner = ThreadTuner() if args.threads == "auto" else None
     if isinstance(args.threads, int):
@@ -161,14 +182,7 @@ def run(args: argparse.Namespace) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    def update() -> None:
-        if tuner is None:
-            agent.train_step(batch)
-        else:
-            tuner.run(agent.train_step, batch)
-
-    for _ in range(args.warmup + (tuner.settle_updates if tuner else 0)):
-        update()
+    update = _warmed_up_update(agent, batch, tuner, args.warmup)
     sync()
     totals = [_timed(update, sync) for _ in range(args.updates)]
     if args.profile:
@@ -287,16 +301,7 @@ def ms_per_update(agent: DreamerAgent, batch: dict, threads: int | str, args: ar
     if tuner is None:
         torch.set_num_threads(threads)
 
-    def update() -> None:
-        if tuner is None:
-            agent.train_step(batch)
-        else:
-            tuner.run(agent.train_step, batch)
-
-    # auto: its first probe (1 + 2 x 2 updates) is warm-up; a real run pays it once, and later
-    # probes at most once per 15 s (dreamer/threads.py)
-    for _ in range(args.warmup + (tuner.settle_updates if tuner else 0)):
-        update()
+    update = _warmed_up_update(agent, batch, tuner, args.warmup)
     times = [_timed(update, lambda: None) for _ in range(args.updates)]
     return {
         "median_ms": round(statistics.median(times), 1),
