@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import actor_critic as losses_ac
 from .checkpoint import RUN_FORMAT, atomic_torch_save, load_checkpoint_file
@@ -32,6 +33,7 @@ from .config import (
     config_to_dict,
     validate,
 )
+from .distributed import mean_across_ranks
 from .envs import space_info, spaces_from_info, to_env_action
 from .networks import Actor, ContinueHead, Critic, Decoder, Encoder, RewardHead, init_weights_
 from .rssm import RSSM, State, Trajectory, imagine_rollout
@@ -78,6 +80,9 @@ class WorldModel(nn.Module):
             "rep": c.kl.rep_weight,
         }
 
+    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor], State, Tensor]:
+        return self.loss(batch)  # what DistributedDataParallel calls
+
     def loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor], State, Tensor]:
         """World-model loss on a (B, T) batch -> (total, per-term means, posteriors, KL)."""
         obs = batch["obs"]  # (B, T, O)
@@ -103,6 +108,21 @@ class WorldModel(nn.Module):
         return total, means, states, kl
 
 
+class BehaviorLosses(nn.Module):
+    """Actor and critic as one module whose forward is `actor_critic_losses`: the unit
+    DistributedDataParallel wraps (one forward, one backward per update)."""
+
+    def __init__(self, agent: DreamerAgent):
+        super().__init__()
+        self.actor, self.critic = agent.actor, agent.critic
+        self.losses = agent.actor_critic_losses  # a bound method: no module cycle
+
+    def forward(
+        self, posts: State, batch: dict[str, Tensor]
+    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        return self.losses(posts, batch)
+
+
 class DreamerAgent(nn.Module):
     """World model + actor + critic (+ slow critic, return normaliser) and their optimisers."""
 
@@ -112,6 +132,8 @@ class DreamerAgent(nn.Module):
         action_space: Any,
         config: DreamerConfig | None = None,
         device: str | torch.device = "cpu",
+        compile: bool = False,
+        cuda_graph: bool = False,
     ):
         super().__init__()
         self.config = config = validate(config or DreamerConfig())
@@ -142,6 +164,9 @@ class DreamerAgent(nn.Module):
         if config.train.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, not {config.train.precision}")
         self.device = torch.device(device)
+        if cuda_graph and self.device.type != "cuda":
+            raise ValueError(f"cuda_graph needs a CUDA device, not {self.device}")
+        self.cuda_graph = cuda_graph
         self.to(self.device)
         wm = config.world_model
         self.wm_opt = self._adam(self.world_model.parameters(), wm.lr, wm.eps)
@@ -150,10 +175,47 @@ class DreamerAgent(nn.Module):
         self.updates = 0
         self.skipped_updates = 0  # updates whose loss or gradient was not finite
         self._act_state: tuple[State, Tensor] | None = None
+        # The loss functions `train_step` calls: the eager methods, or compiled (`--compile`).
+        self.world_model_loss_fn = self.world_model.loss
+        self.actor_critic_loss_fn = self.actor_critic_losses
+        self.reduce_across_ranks: Any = None  # set by `data_parallel`
+        self.compiled = False
+        if compile:
+            self.compile_losses()
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._graph_warmup = 3  # eager updates before recording (torch's CUDA graph notes)
+
+    def compile_losses(self) -> None:
+        """torch.compile both loss functions, forward and backward: inductor fuses the many
+        small elementwise ops into a few kernels. The eager methods stay the reference
+        (tests/test_compile.py pins the two equal). With `cuda_graph` the fused kernels are
+        recorded too.
+        """
+        self.world_model_loss_fn = torch.compile(self.world_model.loss)
+        self.actor_critic_loss_fn = torch.compile(self.actor_critic_losses)
+        self.compiled = True
+
+    def data_parallel(self) -> None:
+        """Average gradients across torchrun ranks (`distributed.py`): both loss functions run
+        through DistributedDataParallel, which all-reduces gradients during each backward pass,
+        and the return scale's percentiles are averaged too, so every rank steps alike.
+        """
+        if self.compiled or self.cuda_graph:
+            raise ValueError("data-parallel training runs eager: drop --compile / --cuda-graph")
+        # every rank starts from rank 0's weights, slow critic and buffers included
+        for tensor in self.state_dict().values():
+            torch.distributed.broadcast(tensor, src=0)
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        wm = DDP(self.world_model, device_ids=ids)
+        ac = DDP(BehaviorLosses(self), device_ids=ids)
+        # bound methods, not modules: the agent's state_dict must not gain DDP's copies
+        self.world_model_loss_fn, self.actor_critic_loss_fn = wm.__call__, ac.__call__
+        self.reduce_across_ranks = mean_across_ranks
 
     def _adam(self, params: Any, lr: float, eps: float) -> torch.optim.Adam:
-        # foreach: one kernel per op over all tensors instead of a Python loop per parameter.
-        return torch.optim.Adam(params, lr=lr, eps=eps, foreach=True)
+        # fused: one kernel for the whole step, and it can skip a non-finite step on the device;
+        # capturable: its step counter lives on the device, as a CUDA graph needs
+        return torch.optim.Adam(params, lr=lr, eps=eps, fused=True, capturable=self.cuda_graph)
 
     # -- acting ---------------------------------------------------------------------------------
 
@@ -205,25 +267,50 @@ class DreamerAgent(nn.Module):
     def autocast(self) -> Any:
         """bf16 autocast when `train.precision` is bf16, else a no-op context."""
         enabled = self.config.train.precision == "bf16"
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+        # a CUDA graph must not hold autocast's cached weight casts (torch's CUDA graph notes)
+        cache = not self.cuda_graph
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=enabled, cache_enabled=cache
+        )
 
     def step_optimizer(self, optimizer: torch.optim.Optimizer, loss: Tensor, clip: float) -> Tensor:
-        """Backprop into this optimiser's parameters only, clip the global grad norm, and step
-        only if loss and norm are finite.
+        """`step_optimizers` for one optimiser and its loss -> its gradient norm."""
+        return self.step_optimizers([(optimizer, loss, clip)])[0][0]
+
+    def step_optimizers(
+        self, steps: list[tuple[torch.optim.Optimizer, Tensor, float]], skip: Tensor | None = None
+    ) -> tuple[list[Tensor], Tensor]:
+        """One backward pass of the summed losses into the optimisers' parameters only; then
+        each optimiser clips its global gradient norm and steps unless its loss or norm is not
+        finite (or `skip` is set).
 
         `backward(inputs=params)` leaves every other module's gradients untouched: the actor's
-        loss flows through the world model and the critic without training them.
+        loss flows through the world model without training it. Summing is exact when no
+        loss reaches another's parameters (true of actor and critic, see `actor_critic_losses`).
+        The finiteness check stays on the device: fused Adam skips its step where `found_inf`
+        is 1 (the flag torch's GradScaler sets), so an update never waits for the host and can
+        be recorded as a CUDA graph. Returns each gradient norm before clipping, and whether any
+        step was skipped (a bool tensor).
         """
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward(inputs=params)
-        norm = torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
-        if torch.isfinite(norm) and torch.isfinite(loss):
-            optimizer.step()
-        else:
-            self.skipped_updates += 1
-        optimizer.zero_grad(set_to_none=True)  # no stale gradients between steps
-        return norm
+        groups = [[p for g in opt.param_groups for p in g["params"]] for opt, _, _ in steps]
+        for opt, _, _ in steps:
+            opt.zero_grad(set_to_none=True)
+        total = sum(loss for _, loss, _ in steps)
+        total.backward(inputs=[p for params in groups for p in params])
+        skipped = torch.zeros((), dtype=torch.bool, device=self.device)
+        norms = []
+        for (opt, loss, clip), params in zip(steps, groups, strict=True):
+            norm = torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
+            bad = ~(torch.isfinite(norm) & torch.isfinite(loss))
+            if skip is not None:
+                bad = bad | skip
+            opt.found_inf = bad.float()  # read by the fused kernel: 1 = leave everything as is
+            opt.step()
+            del opt.found_inf
+            opt.zero_grad(set_to_none=True)  # no stale gradients between steps
+            norms.append(norm)
+            skipped = skipped | bad
+        return norms, skipped
 
     def batch_to_torch(self, batch: dict[str, np.ndarray]) -> dict[str, Tensor]:
         return {
@@ -231,27 +318,69 @@ class DreamerAgent(nn.Module):
         }
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
-        """One update of world model, actor and critic on a (B, T) replay batch -> metrics."""
+        """One update of world model, actor and critic on a (B, T) replay batch -> metrics.
+
+        An update with a non-finite loss or gradient changes nothing and reports the world
+        model's metrics only (`skipped_updates` counts them).
+        """
         if isinstance(next(iter(batch.values())), np.ndarray):
             batch = self.batch_to_torch(batch)
-        metrics: dict[str, Tensor] = {}
-        with self.autocast():
-            wm_loss, wm_losses, posts, kl = self.world_model.loss(batch)
-        skipped = self.skipped_updates
-        metrics["grad_norm/world_model"] = self.step_optimizer(
-            self.wm_opt, wm_loss, self.config.world_model.grad_clip
-        )
-        metrics.update({f"loss/{key}": value.detach() for key, value in wm_losses.items()})
-        metrics["kl"] = kl
-        if self.skipped_updates > skipped:
-            # non-finite world model: its states would poison the actor and critic too
-            self.updates += 1
-            return {key: float(value) for key, value in metrics.items()}
-        metrics.update(self.train_actor_critic(posts.detach(), batch))
-        self.updates += 1
+        metrics = self.graphed_update(batch) if self.cuda_graph else self.update(batch)
         keys = list(metrics)
         values = torch.stack([metrics[k].detach().float() for k in keys]).tolist()  # one sync
-        return dict(zip(keys, values, strict=True))
+        result = dict(zip(keys, values, strict=True))
+        self.updates += 1
+        if result.pop("skipped"):
+            self.skipped_updates += 1
+            # only the world model's metrics: they show what went wrong
+            wm_keys = {f"loss/{key}" for key in self.world_model.scales} | {
+                "kl",
+                "grad_norm/world_model",
+            }
+            return {key: value for key, value in result.items() if key in wm_keys}
+        return result
+
+    def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """World model step, then actor and critic from its posteriors -> metrics as tensors.
+
+        Never waits for the host: every decision (skip a non-finite step) is made on the device.
+        """
+        with self.autocast():
+            wm_loss, wm_losses, posts, kl = self.world_model_loss_fn(batch)
+        (wm_norm,), wm_skipped = self.step_optimizers(
+            [(self.wm_opt, wm_loss, self.config.world_model.grad_clip)]
+        )
+        metrics = {f"loss/{key}": value.detach() for key, value in wm_losses.items()}
+        metrics.update({"kl": kl, "grad_norm/world_model": wm_norm})
+        # a non-finite world model would poison the actor and critic too: skip them with it
+        ac_metrics, ac_skipped = self.train_actor_critic(posts.detach(), batch, wm_skipped)
+        return {**metrics, **ac_metrics, "skipped": wm_skipped | ac_skipped}
+
+    def graphed_update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """`update` replayed from a CUDA graph: thousands of kernel launches become one.
+
+        The first updates run eagerly on a side stream (they allocate cuBLAS workspaces and the
+        optimiser state); then one update is recorded, and every later call copies its batch into
+        the recorded input tensors and replays. Same kernels, same random streams (the graph
+        advances the generator's offset), only the launch overhead is gone.
+        """
+        if self._graph is None and self._graph_warmup > 0:
+            self._graph_warmup -= 1
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                metrics = self.update(batch)
+            torch.cuda.current_stream().wait_stream(side)
+            return metrics
+        if self._graph is None:
+            self._graph_batch = {key: value.clone() for key, value in batch.items()}
+            self._graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self._graph):  # records, computes nothing
+                self._graph_metrics = self.update(self._graph_batch)
+        for key, value in batch.items():
+            self._graph_batch[key].copy_(value)
+        self._graph.replay()
+        return self._graph_metrics
 
     def imagine(self, start: State) -> Trajectory:
         """Dream H steps from `start` (N, ...) with a_t ~ pi(a | sg(s_t)).
@@ -282,11 +411,25 @@ class DreamerAgent(nn.Module):
             return (logits.float() > 0).float()
         return torch.sigmoid(logits.float())
 
-    def train_actor_critic(self, posts: State, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Actor and critic from dreams that start at every replayed posterior (B, T, ...).
+    def critic_values(self, states: State) -> Tensor:
+        """v(s_t) with the critic's parameters stopped: v_{sg(psi)}(s_t), gradients to s_t only.
 
-        The world model is never trained here: each optimiser step backpropagates into its own
-        parameters only (`_step`).
+        The actor's return reads the critic through this, so the actor's loss never trains the
+        critic and one backward pass can serve both losses (`train_actor_critic`).
+        """
+        frozen = {name: p.detach() for name, p in self.critic.named_parameters()}
+        logits = torch.func.functional_call(self.critic, frozen, (states,))
+        return self.value_twohot.decode_logits(logits)
+
+    def actor_critic_losses(
+        self, posts: State, batch: dict[str, Tensor]
+    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """(actor loss, critic loss, metrics) from dreams that start at every replayed
+        posterior (B, T, ...): dream, lambda-returns and weights, then the two losses.
+
+        The actor loss reaches no critic parameter (REINFORCE detaches its advantage; dynamics
+        backprop reads `critic_values`) and the critic loss no actor parameter (its targets are
+        detached). One function, so `torch.compile` can take the whole of it (`compile_losses`).
         """
         ac = self.config.actor_critic
         reinforce = self.actor_grad == "reinforce"
@@ -301,11 +444,11 @@ class DreamerAgent(nn.Module):
                 value_logits = self.critic(states.detach())  # (H + 1, N, bins)
                 values = self.value_twohot.decode_logits(value_logits.detach())
             else:  # the return's gradient flows through the critic's input states
-                values = self.value_twohot.decode_logits(self.critic(states))  # (H + 1, N)
+                values = self.critic_values(states)  # (H + 1, N)
             returns = lambda_returns(rewards, values, cont, ac.gamma, ac.lam)  # (H, N)
             start_cont = 1.0 - batch["is_terminal"].flatten()  # (N,)
             weight = losses_ac.imagination_weights(start_cont, cont, ac.gamma)  # (H, N)
-            self.retnorm.update(returns)
+            self.retnorm.update(returns, self.reduce_across_ranks)
             scale = self.retnorm.scale
             adv = losses_ac.advantage(returns, values[:-1], scale)  # (H, N)
             starts = states.map(lambda x: x[:-1].detach())  # sg(s_0..s_{H-1})
@@ -318,9 +461,7 @@ class DreamerAgent(nn.Module):
                 )
             else:
                 actor_loss = losses_ac.dynamics_actor_loss(adv, entropy, weight, ac.entropy)
-        actor_norm = self.step_optimizer(self.actor_opt, actor_loss, ac.grad_clip)
 
-        with self.autocast():
             logits = value_logits[:-1] if reinforce else self.critic(starts)  # (H, N, bins)
             with torch.no_grad():
                 slow = self.value_twohot.decode_logits(self.slow_critic(starts))  # (H, N)
@@ -341,9 +482,7 @@ class DreamerAgent(nn.Module):
                     ac.slow_critic_reg,
                 )
                 critic_loss = critic_loss + ac.replay_critic_scale * replay_loss
-        critic_norm = self.step_optimizer(self.critic_opt, critic_loss, ac.grad_clip)
-        self._update_slow_critic(ac.slow_critic_rate)
-        return {
+        metrics = {
             "loss/actor": actor_loss.detach(),
             "loss/critic": critic_loss.detach(),
             "actor/entropy": entropy.mean().detach(),
@@ -353,9 +492,29 @@ class DreamerAgent(nn.Module):
             "actor/imag_cont": cont.mean(),
             "actor/weight": weight.mean(),
             "actor/return_scale": scale.detach(),
-            "grad_norm/actor": actor_norm,
-            "grad_norm/critic": critic_norm,
         }
+        return actor_loss, critic_loss, metrics
+
+    def train_actor_critic(
+        self, posts: State, batch: dict[str, Tensor], skip: Tensor | None = None
+    ) -> tuple[dict[str, Tensor], Tensor]:
+        """One step of actor and critic -> (metrics, skipped); the world model is never trained.
+
+        The losses share no parameters, so one backward pass of their sum gives each optimiser
+        exactly its own loss's gradient; each then clips and steps its own (`step_optimizers`).
+        """
+        ac = self.config.actor_critic
+        actor_loss, critic_loss, metrics = self.actor_critic_loss_fn(posts, batch)
+        (actor_norm, critic_norm), skipped = self.step_optimizers(
+            [
+                (self.actor_opt, actor_loss, ac.grad_clip),
+                (self.critic_opt, critic_loss, ac.grad_clip),
+            ],
+            skip,
+        )
+        self._update_slow_critic(ac.slow_critic_rate)
+        metrics = {**metrics, "grad_norm/actor": actor_norm, "grad_norm/critic": critic_norm}
+        return metrics, skipped
 
     @torch.no_grad()
     def _update_slow_critic(self, rate: float) -> None:
@@ -391,9 +550,14 @@ class DreamerAgent(nn.Module):
         if strict_config and diffs:
             raise ValueError("checkpoint config differs: " + "; ".join(diffs))
         self.load_state_dict(state["model"])
-        self.wm_opt.load_state_dict(state["wm_opt"])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
+        for opt, key in [(self.wm_opt, "wm_opt"), (self.actor_opt, "actor_opt"),
+                         (self.critic_opt, "critic_opt")]:  # fmt: skip
+            opt.load_state_dict(state[key])
+            for group in opt.param_groups:  # this agent's choices, not the saving agent's
+                group.update(fused=True, foreach=None, capturable=self.cuda_graph)
+                for p in group["params"]:  # fused Adam keeps its step counter on the device
+                    if "step" in opt.state.get(p, {}):
+                        opt.state[p]["step"] = opt.state[p]["step"].to(p.device, torch.float32)
         self.updates = state["updates"]
         self.skipped_updates = state["skipped_updates"]
 

@@ -109,6 +109,16 @@ def build_parser(description: str, env_id: str | None) -> argparse.ArgumentParse
         metavar="KEY=VALUE",
         help="any config field, e.g. actor_critic.entropy=1e-3 (JSON values)",
     )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the losses (inductor); see the README's speed table",
+    )
+    p.add_argument(
+        "--cuda-graph",
+        action="store_true",
+        help="record the whole update as one CUDA graph and replay it (GPU only)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
@@ -189,6 +199,7 @@ def console_main() -> None:
 
 
 def _run(args: argparse.Namespace, config: DreamerConfig) -> int:
+    from . import distributed
     from .train import Trainer
 
     config = apply_args(config, args)
@@ -207,11 +218,20 @@ def _run(args: argparse.Namespace, config: DreamerConfig) -> int:
         command=command,
         progress=not args.no_progress,
         threads=args.threads,
+        compile=args.compile,
+        cuda_graph=args.cuda_graph,
     )
-    result = trainer.run()
+    try:
+        result = trainer.run()
+    finally:
+        distributed.shutdown()
+    if not trainer.is_main:
+        return 0
     print(
         f"{args.env} seed {args.seed}: {result.env_steps} env steps, {result.updates} updates, "
         f"{result.wall_time:.0f} s; final eval {result.final_eval}, best {result.best_eval}, "
         f"threshold reached at {result.steps_to_threshold}; logdir {result.logdir}"
     )
+    if result.ranks > 1:
+        print(f"data parallel: {result.ranks} ranks, parameters identical on all of them")
     return 0

@@ -151,7 +151,9 @@ class RSSM(nn.Module):
             stoch = deter.new_zeros(1, self.stoch_dim)
             return State(deter.expand(batch_size, -1), stoch.expand(batch_size, -1))
         index = self.prior_logits(deter).argmax(-1)  # (1, G): the prior's mode
-        stoch = F.one_hot(index, self.config.classes).to(deter.dtype).flatten(-2)  # (1, G*K)
+        classes = torch.arange(self.config.classes, device=index.device)
+        # one-hot by comparison: F.one_hot checks its input's range on the host
+        stoch = (index[..., None] == classes).to(deter.dtype).flatten(-2)  # (1, G*K)
         return State(
             deter.expand(batch_size, -1),
             stoch.expand(batch_size, -1),

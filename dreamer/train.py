@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import distributed
 from .agent import DreamerAgent
 from .checkpoint import (
     CheckpointWriteError,
@@ -66,6 +67,7 @@ class RunResult:
     best_eval: float | None
     steps_to_threshold: int | None
     interrupted: bool
+    ranks: int = 1  # data-parallel processes (torchrun); their parameters were checked equal
 
 
 def git_commit() -> str:
@@ -123,22 +125,41 @@ class Trainer:
         command: str = "",
         progress: bool = True,
         threads: int | str | None = None,
+        compile: bool = False,
+        cuda_graph: bool = False,
     ):
         validate(config)
+        self.device = resolve_device(device)
+        # torchrun: one rank of a data-parallel run (distributed.py); None in a plain run
+        self.rank = distributed.setup(self.device) if distributed.launched_by_torchrun() else None
+        if self.rank is not None:
+            self.device = distributed.device_for(self.device, self.rank)
+            if threads == "auto":  # ranks share the machine's cores
+                threads = max(1, (os.cpu_count() or 1) // self.rank.local_world)
+            progress = progress and self.rank.is_main
+        self.is_main = self.rank is None or self.rank.is_main
         self.tuner = ThreadTuner() if threads == "auto" else None
         if isinstance(threads, int):
             torch.set_num_threads(threads)
         self.config, self.seed, self.logdir = config, seed, logdir
         self.command, self.progress = command, progress
-        self.device = resolve_device(device)
-        set_seed(seed)
-        self.env_source, self.env = env, make_env(env, seed)
+        # each rank's own random streams and episodes; rank 0 (and a plain run) use `seed`
+        self.worker_seed = seed + 7919 * (self.rank.rank if self.rank else 0)
+        set_seed(self.worker_seed)
+        self.env_source, self.env = env, make_env(env, self.worker_seed)
         self.env_id = env_name(env, self.env)  # names the run in checkpoints and plots
         self.agent = DreamerAgent(
-            self.env.observation_space, self.env.action_space, config, self.device
+            self.env.observation_space,
+            self.env.action_space,
+            config,
+            self.device,
+            compile,
+            cuda_graph,
         )
+        if self.rank is not None:
+            self.agent.data_parallel()
         self.replay = SequenceReplayBuffer(config.replay.capacity, config.replay.seq_len)
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(self.worker_seed)
         self.env_step = 0
         self.episodes = 0
         self.update_debt = 0.0  # updates owed by the train ratio, not yet done
@@ -156,16 +177,18 @@ class Trainer:
             os.makedirs(logdir, exist_ok=True)
         except OSError as exc:  # a file in the way, no permission, ...
             raise ValueError(f"cannot create run directory {logdir} ({exc.strerror})") from None
-        self.latest_path = os.path.join(logdir, "latest.pt")
+        suffix = "" if self.rank is None or self.rank.is_main else f"-rank{self.rank.rank}"
+        self.latest_path = os.path.join(logdir, f"latest{suffix}.pt")
         self.best_path = os.path.join(logdir, "best.pt")
         self.metrics_path = os.path.join(logdir, "metrics.csv")
         self.saved_step: int | None = None  # env step of the latest.pt on disk
         if resume:
             restore_run(self, load_checkpoint_file(self.latest_path), self.latest_path)
             self.saved_step = self.env_step
-            remove_stale_temp_files(logdir)  # what a killed process left half-written
-            MetricsLogger(logdir).truncate_after(self.env_step)  # rows it logs again
-        else:
+            if self.is_main:
+                remove_stale_temp_files(logdir)  # what a killed process left half-written
+                MetricsLogger(logdir).truncate_after(self.env_step)  # rows it logs again
+        elif self.is_main:
             remove_stale_temp_files(logdir)
             if os.path.exists(self.metrics_path):  # a new run in an old directory starts over
                 os.remove(self.metrics_path)
@@ -278,15 +301,27 @@ class Trainer:
 
     def _reset_episode(self) -> dict:
         """Start an episode; seeds follow the episode count, so a resumed run matches."""
-        obs, _ = self.env.reset(seed=self.seed + self.episodes)
+        obs, _ = self.env.reset(seed=self.worker_seed + self.episodes)
         self.episode = {"obs": obs, "reward": 0.0, "is_first": True, "state": None, "return": 0.0}
         return self.episode
 
     def _handle_signal(self, signum: int, frame: Any) -> None:
         self._stop_signal = signal.Signals(signum).name
 
+    def _stop_requested(self) -> bool:
+        """A signal arrived. Data-parallel ranks decide together at log boundaries, so no rank
+        waits forever in an update its peers never start."""
+        if self.rank is None:
+            return self._stop_signal is not None
+        if self.env_step % self.config.train.log_every != 0:
+            return False
+        if distributed.all_agree(self._stop_signal is not None, self.device):
+            self._stop_signal = self._stop_signal or "a peer rank's signal"
+            return True
+        return False
+
     def plot(self) -> None:
-        if os.path.exists(self.metrics_path):
+        if self.is_main and os.path.exists(self.metrics_path):
             plot_learning_curve(
                 read_metrics(self.metrics_path),
                 os.path.join(self.logdir, "curve.png"),
@@ -298,7 +333,7 @@ class Trainer:
         """Train until `train.steps` env steps (or a signal); return a summary."""
         tc = self.config.train
         self._start = time.time()
-        self.logger = MetricsLogger(self.logdir)
+        self.logger = MetricsLogger(self.logdir) if self.is_main else None
         handlers = {
             s: signal.signal(s, self._handle_signal) for s in (signal.SIGINT, signal.SIGTERM)
         }
@@ -308,7 +343,7 @@ class Trainer:
             self._reset_episode()
         ep = self.episode
         try:
-            while self.env_step < tc.steps and self._stop_signal is None:
+            while self.env_step < tc.steps and not self._stop_requested():
                 if len(self.replay) < tc.prefill:
                     action = random_model_action(self.env.action_space, self.rng)
                 else:
@@ -328,14 +363,20 @@ class Trainer:
                     self.episodes += 1
                     self.last_return = ep["return"]
                     ep = self._reset_episode()
-                if len(self.replay) >= max(tc.prefill, self.config.replay.seq_len):
+                # data-parallel ranks count env steps, not replay entries (episode ends add
+                # one each): every rank must start updating, a collective op, at the same step
+                filled = self.env_step if self.rank else len(self.replay)
+                if filled >= max(tc.prefill, self.config.replay.seq_len):
                     self._train(pending)
                 eval_result = None
-                if self.env_step % tc.eval_every == 0 or self.env_step == tc.steps:
+                at_eval = self.env_step % tc.eval_every == 0 or self.env_step == tc.steps
+                if at_eval and self.is_main:
                     eval_result = self.evaluate()
                     self._on_eval(eval_result[0])
-                if eval_result or self.env_step % tc.log_every == 0:
+                if self.is_main and (eval_result or self.env_step % tc.log_every == 0):
                     self._log(pending, eval_result)
+                elif not self.is_main:
+                    pending.clear()  # rank 0 logs; its metrics stand for all
                 if eval_result:
                     self.plot()
                 if self.env_step % tc.checkpoint_every == 0:
@@ -353,7 +394,10 @@ class Trainer:
                 signal.signal(sig, handler)
         self.save_latest()
         self.plot()
-        self.logger.close()
+        if self.logger is not None:
+            self.logger.close()
+        if self.rank is not None and not distributed.parameters_identical(self.agent):
+            raise RuntimeError("data-parallel ranks ended with different parameters")
         if self._stop_signal:
             print(
                 f"\n{self._stop_signal}: saved {self.latest_path} at step {self.env_step}; "
@@ -367,6 +411,7 @@ class Trainer:
             final_eval=self.last_eval,
             best_eval=self.best_eval,
             steps_to_threshold=self.steps_to_threshold,
+            ranks=self.rank.world if self.rank else 1,
             interrupted=self._stop_signal is not None,
         )
         info = self._run_info()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -310,11 +310,17 @@ class PercentileNormalizer(nn.Module):
         self.register_buffer("high", torch.zeros(()))
 
     @torch.no_grad()
-    def update(self, returns: Tensor) -> None:
-        """Move the EMAs toward this batch's P5 and P95 (no host sync)."""
-        lo, hi = torch.quantile(returns.detach().float().flatten(), self.quantiles)
-        self.low.mul_(self.decay).add_((1 - self.decay) * lo)
-        self.high.mul_(self.decay).add_((1 - self.decay) * hi)
+    def update(self, returns: Tensor, reduce: Callable[[Tensor], Tensor] | None = None) -> None:
+        """Move the EMAs toward this batch's P5 and P95 (no host sync). `reduce`, if given,
+        maps the (2,) percentiles to their mean across data-parallel ranks."""
+        both = torch.quantile(returns.detach().float().flatten(), self.quantiles)
+        lo, hi = reduce(both) if reduce is not None else both
+        # a batch with non-finite returns (an update about to be skipped) leaves the EMAs alone
+        keep = ~(torch.isfinite(lo) & torch.isfinite(hi))
+        self.low.copy_(torch.where(keep, self.low, self.decay * self.low + (1 - self.decay) * lo))
+        self.high.copy_(
+            torch.where(keep, self.high, self.decay * self.high + (1 - self.decay) * hi)
+        )
 
     @property
     def scale(self) -> Tensor:

@@ -85,7 +85,7 @@ def test_dynamics_backprop_reaches_the_actor_through_the_world_model():
     batch = agent.batch_to_torch(synthetic_batch(config, 3, 1, False))
     with torch.no_grad():
         _, _, posts, _ = agent.world_model.loss(batch)
-    metrics = agent.train_actor_critic(posts, batch)
+    metrics, _ = agent.train_actor_critic(posts, batch)
     assert metrics["grad_norm/actor"] > 0
     assert all(p.grad is None for p in agent.world_model.parameters())
 
@@ -207,3 +207,27 @@ def test_agent_weights_zero_for_a_terminal_start(monkeypatch, imag_cont):
     gamma = config.actor_critic.gamma
     expected = torch.cumprod(torch.cat([w[:1], gamma * cont[:-1]]), 0)  # by hand, per start
     assert torch.allclose(w, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_actor_and_critic_losses_share_no_parameters(env_id):
+    # What lets one backward pass of (actor loss + critic loss) train both exactly.
+    env = gym.make(env_id)
+    config = tiny_config()
+    agent = DreamerAgent(env.observation_space, env.action_space, config)
+    obs_dim, discrete = env.observation_space.shape[0], env_id == "CartPole-v1"
+    action_dim = 2 if discrete else 1
+    batch = agent.batch_to_torch(synthetic_batch(config, obs_dim, action_dim, discrete))
+    with torch.no_grad():
+        _, _, posts, _ = agent.world_model.loss(batch)
+    actor_loss, critic_loss, _ = agent.actor_critic_losses(posts, batch)
+    actor, critic = list(agent.actor.parameters()), list(agent.critic.parameters())
+
+    def grads(loss, params):
+        found = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+        return [torch.zeros_like(p) if g is None else g for g, p in zip(found, params, strict=True)]
+
+    assert all(g.abs().max() == 0 for g in grads(actor_loss, critic))
+    assert all(g.abs().max() == 0 for g in grads(critic_loss, actor))
+    assert any(g.abs().max() > 0 for g in grads(actor_loss, actor))
+    assert any(g.abs().max() > 0 for g in grads(critic_loss, critic))

@@ -227,7 +227,7 @@ def test_actor_critic_update_leaves_world_model_alone(
         _, _, posts, _ = agent.world_model.loss(batch)
     wm_before, actor_before = _params(agent.world_model), _params(agent.actor)
     critic_before = _params(agent.critic)
-    metrics = agent.train_actor_critic(posts.detach(), batch)
+    metrics, _ = agent.train_actor_critic(posts.detach(), batch)
     assert torch.isfinite(metrics["loss/actor"]) and metrics["grad_norm/actor"] > 0
     for name, p in agent.world_model.named_parameters():
         assert p.grad is None, name  # no gradient reached the world model...
