@@ -24,6 +24,7 @@ import time
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GPU_START, GPU_END = "<!-- GPU:START -->", "<!-- GPU:END -->"
 
 
 def device_info() -> dict:
@@ -156,10 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=480.0, help="seconds for all steps")
     p.add_argument("--cartpole-steps", type=int, default=12_000)
     p.add_argument("--only", nargs="*", help="run only these steps")
-    p.add_argument("--table", metavar="JSON", help="print a saved report as a markdown table")
+    p.add_argument("--table", metavar="JSON", help="a saved report -> the README's GPU rows")
     args = p.parse_args(argv)
     if args.table:
-        print(table(args.table))
+        from .results import update_readme
+
+        text = table(args.table)
+        print(text)
+        for doc in ("README.md", os.path.join("docs", "scale.md")):
+            update_readme(os.path.join(ROOT, doc), text, GPU_START, GPU_END)
         return 0
     os.makedirs(args.out, exist_ok=True)
     deadline = time.time() + args.budget
