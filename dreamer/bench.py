@@ -11,6 +11,7 @@ busy process (dreamer/threads.py).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -28,6 +29,7 @@ from .agent import DreamerAgent
 from .config import DreamerConfig, RSSMConfig
 from .envs import resolve_device
 from .threads import ThreadTuner, parse_threads
+from .utils import plain_maths
 
 BENCH_START, BENCH_END = "<!-- BENCH:START -->", "<!-- BENCH:END -->"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -105,13 +107,19 @@ def synthetic_batch(config: DreamerConfig, obs_dim: int, action_dim: int, discre
     }
 
 
-def _profile(agent: DreamerAgent, batch: dict, updates: int = 3) -> None:
-    """torch.profiler over a few updates: the ops by self time, to stderr."""
+def _profile(agent: DreamerAgent, batch: dict, updates: int = 3) -> dict:
+    """torch.profiler over a few updates: the ops by self time to stderr; on a GPU also the
+    kernels per update and their summed run time (what a CUDA graph cannot remove)."""
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    cuda = agent.device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
         for _ in range(updates):
             agent.train_step(batch)
+        if cuda:
+            torch.cuda.synchronize()
     averages = prof.key_averages()
     table = averages.table(sort_by="self_cpu_time_total", row_limit=15)
     # Op calls are deterministic where timings on a shared machine are not: a per-op-overhead
@@ -120,6 +128,13 @@ def _profile(agent: DreamerAgent, batch: dict, updates: int = 3) -> None:
     print(f"profile of {updates} updates ({calls} aten calls per update, nested included):",
           file=sys.stderr)  # fmt: skip
     print(table, file=sys.stderr)
+    result = {"aten_calls_per_update": calls}
+    if cuda:
+        kernels = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
+        busy_us = sum(e.time_range.elapsed_us() for e in kernels)
+        result["gpu_kernels_per_update"] = len(kernels) // updates
+        result["gpu_kernel_ms_per_update"] = round(busy_us / updates / 1000.0, 2)
+    return result
 
 
 def _timed(fn: object, sync: object) -> float:
@@ -197,8 +212,7 @@ def run(args: argparse.Namespace) -> dict:
     update = _warmed_up_update(agent, batch, tuner, args.warmup)
     sync()
     totals = [_timed(update, sync) for _ in range(args.updates)]
-    if args.profile:
-        _profile(agent, batch)
+    profile = _profile(agent, batch) if args.profile else {}
 
     # The split: the world-model step alone, then imagination alone; actor-critic is the rest.
     def world_model_step() -> None:
@@ -227,6 +241,8 @@ def run(args: argparse.Namespace) -> dict:
         "first_update_s": round(first_ms / 1000.0, 1),
         "compile": agent.compiled,
         "cuda_graph": agent.cuda_graph,
+        "plain_maths": args.plain_maths,
+        **profile,
         "gflop_per_update": round(flops / 1e9, 1),
         "achieved_gflop_s": round(flops / 1e9 / (median / 1000.0), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -286,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--continuous", action="store_true", help="Box actions (dynamics backprop)")
     p.add_argument("--compile", action="store_true", help="torch.compile the losses")
     p.add_argument("--cuda-graph", action="store_true", help="replay the update as a CUDA graph")
+    p.add_argument(
+        "--plain-maths", action="store_true", help="every speed trick off (utils.plain_maths)"
+    )
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--updates", type=int, default=10)
     p.add_argument("--threads", type=_threads, help="a number or auto (dreamer/threads.py)")
@@ -431,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
             print(text)
             update_readme(os.path.join(ROOT, "README.md"), text, BENCH_START, BENCH_END)
             return 0
-        print(json.dumps(run(args)))
+        with plain_maths() if args.plain_maths else contextlib.nullcontext():
+            print(json.dumps(run(args)))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
