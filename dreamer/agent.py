@@ -36,6 +36,7 @@ from .config import (
 from .distributed import mean_across_ranks
 from .envs import space_info, spaces_from_info, to_env_action
 from .networks import Actor, ContinueHead, Critic, Decoder, Encoder, RewardHead, init_weights_
+from .optim import LaProp
 from .rssm import RSSM, State, Trajectory, imagine_rollout
 from .utils import (
     PercentileNormalizer,
@@ -212,7 +213,11 @@ class DreamerAgent(nn.Module):
         self.world_model_loss_fn, self.actor_critic_loss_fn = wm.__call__, ac.__call__
         self.reduce_across_ranks = mean_across_ranks
 
-    def _adam(self, params: Any, lr: float, eps: float) -> torch.optim.Adam:
+    def _adam(self, params: Any, lr: float, eps: float) -> torch.optim.Optimizer:
+        """The module's optimiser: Adam (2023) or LaProp with AGC and warm-up (2025)."""
+        c = self.config
+        if c.optimizer == "laprop":  # its own eps (1e-20, official); the modules' are Adam's
+            return LaProp(params, lr=lr, agc=c.agc, warmup=c.warmup)
         # fused: one kernel for the whole step, and it can skip a non-finite step on the device;
         # capturable: its step counter lives on the device, as a CUDA graph needs
         return torch.optim.Adam(params, lr=lr, eps=eps, fused=True, capturable=self.cuda_graph)
@@ -299,6 +304,8 @@ class DreamerAgent(nn.Module):
         total.backward(inputs=[p for params in groups for p in params])
         skipped = torch.zeros((), dtype=torch.bool, device=self.device)
         norms = []
+        if self.config.optimizer == "laprop":  # AGC inside LaProp replaces the global clip
+            steps = [(opt, loss, float("inf")) for opt, loss, _ in steps]
         for (opt, loss, clip), params in zip(steps, groups, strict=True):
             norm = torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
             bad = ~(torch.isfinite(norm) & torch.isfinite(loss))
@@ -553,6 +560,8 @@ class DreamerAgent(nn.Module):
         for opt, key in [(self.wm_opt, "wm_opt"), (self.actor_opt, "actor_opt"),
                          (self.critic_opt, "critic_opt")]:  # fmt: skip
             opt.load_state_dict(state[key])
+            if not isinstance(opt, torch.optim.Adam):
+                continue
             for group in opt.param_groups:  # this agent's choices, not the saving agent's
                 group.update(fused=True, foreach=None, capturable=self.cuda_graph)
                 for p in group["params"]:  # fused Adam keeps its step counter on the device

@@ -136,6 +136,12 @@ class DreamerConfig:
     # fan_out), truncated normal for hidden and uniform for output layers, zero biases);
     # 'torch' = PyTorch's default.
     weight_init: Literal["official", "torch"] = "official"
+    # 'adam' (2023): Adam per module, global grad-norm clip `grad_clip`. 'laprop' (2025):
+    # LaProp (`optim.py`, eps 1e-20) with adaptive gradient clipping instead of the global clip,
+    # and a linear learning-rate warm-up from 0.
+    optimizer: Literal["adam", "laprop"] = "adam"
+    agc: float = 0.3  # laprop: each tensor's gradient norm at most agc * its norm
+    warmup: int = 1_000  # laprop: updates of the linear warm-up (0: none)
 
 
 # Valid range of every numeric field, by dotted key: "[a, b]" includes an end, "(a, b)" excludes
@@ -191,6 +197,8 @@ LIMITS: dict[str, str] = {
     "train.log_every": "[1, inf)",
     "train.checkpoint_every": "[1, inf)",
     "train.threshold": "(-inf, inf)",
+    "agc": "(0, inf)",
+    "warmup": "[0, inf)",
 }
 
 
