@@ -304,10 +304,10 @@ class DreamerAgent(nn.Module):
         total.backward(inputs=[p for params in groups for p in params])
         skipped = torch.zeros((), dtype=torch.bool, device=self.device)
         norms = []
-        if self.config.optimizer == "laprop":  # AGC inside LaProp replaces the global clip
-            steps = [(opt, loss, float("inf")) for opt, loss, _ in steps]
+        agc = self.config.optimizer == "laprop"  # AGC inside LaProp replaces the global clip
         for (opt, loss, clip), params in zip(steps, groups, strict=True):
-            norm = torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
+            max_norm = float("inf") if agc else clip  # inf: measure the norm, clip nothing
+            norm = torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
             bad = ~(torch.isfinite(norm) & torch.isfinite(loss))
             if skip is not None:
                 bad = bad | skip
@@ -339,12 +339,10 @@ class DreamerAgent(nn.Module):
         self.updates += 1
         if result.pop("skipped"):
             self.skipped_updates += 1
-            # only the world model's metrics: they show what went wrong
-            wm_keys = {f"loss/{key}" for key in self.world_model.scales} | {
-                "kl",
-                "grad_norm/world_model",
-            }
-            return {key: value for key, value in result.items() if key in wm_keys}
+            # only the world model's metrics (its losses, kl, grad norm): they show what went wrong
+            wm_keys = [f"loss/{key}" for key in self.world_model.scales]
+            wm_keys += ["kl", "grad_norm/world_model"]
+            return {key: result[key] for key in wm_keys}
         return result
 
     def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
