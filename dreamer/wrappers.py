@@ -1,0 +1,127 @@
+"""Env wrappers for image observations: rendered frames, resize, grayscale, action repeat.
+
+`wrap_env` applies what `EnvConfig` asks for: repeat the action, take the frame, convert it to
+gray (first: resizing one channel is cheaper than three), resize it. Gymnasium's own
+wrappers do the work where one fits (AddRenderObservation, GrayscaleObservation, RepeatAction,
+TransformObservation); gymnasium's ResizeObservation needs OpenCV, so resizing is a Pillow
+area filter (Image.BOX averages the pixels each output pixel covers, as OpenCV's INTER_AREA
+does in the official Atari wrapper).
+
+Every image key of the observation (a uint8 (H, W, C) Box, alone or inside a Dict) is converted;
+vector keys pass through unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .config import EnvConfig
+
+
+def wrap_env(env: Any, config: EnvConfig) -> Any:
+    """`env` with the observation pipeline of `config` (a no-op for the defaults on vectors)."""
+    import gymnasium as gym
+
+    if config.action_repeat > 1:
+        if not hasattr(gym.wrappers, "RepeatAction"):
+            raise ValueError("env.action_repeat > 1 needs gymnasium >= 1.3 (RepeatAction)")
+        env = gym.wrappers.RepeatAction(env, config.action_repeat)
+    if config.obs == "pixels":
+        env = render_observation(env)
+    if config.color == "gray" and _image_keys(env.observation_space):
+        env = grayscale(env)
+    if _needs_resize(env.observation_space, config.image_size):
+        env = resize(env, config.image_size)
+    return env
+
+
+def render_observation(env: Any) -> Any:
+    """Observations replaced by env.render() frames, (H, W, 3) uint8; needs rgb_array rendering."""
+    import gymnasium as gym
+
+    if env.render_mode != "rgb_array":
+        raise ValueError(
+            f"--pixels needs an env made with render_mode='rgb_array', not {env.render_mode!r}; "
+            "a factory must pass it itself"
+        )
+    return gym.wrappers.AddRenderObservation(env, render_only=True)
+
+
+def resize_image(image: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, C) uint8 -> (size, size, C) uint8 by area averaging (Pillow's box filter)."""
+    from PIL import Image
+
+    if image.shape[:2] == (size, size):
+        return image
+    channels = [
+        np.asarray(Image.fromarray(image[..., c]).resize((size, size), Image.BOX))
+        for c in range(image.shape[-1])
+    ]  # one 2-D image per channel: Pillow has no mode for 2 or 5+ channels
+    return np.stack(channels, -1)
+
+
+def resize(env: Any, size: int) -> Any:
+    """Every image key resized to (size, size, C)."""
+    from gymnasium import spaces
+
+    def new_space(box: Any) -> Any:
+        return spaces.Box(0, 255, (size, size, box.shape[-1]), np.uint8)
+
+    return _map_images(env, lambda image: resize_image(image, size), new_space)
+
+
+def grayscale(env: Any) -> Any:
+    """Every RGB image key to one luminance channel, (H, W, 1)."""
+    import gymnasium as gym
+    from gymnasium import spaces
+
+    if isinstance(env.observation_space, spaces.Box):
+        return gym.wrappers.GrayscaleObservation(env, keep_dim=True)
+
+    def gray(image: np.ndarray) -> np.ndarray:
+        # BT.709 luma, the weights of gymnasium's GrayscaleObservation (used for a Box above)
+        luma = np.sum(image[..., :3] * np.array([0.2125, 0.7154, 0.0721]), axis=-1)
+        return luma.astype(np.uint8)[..., None]
+
+    def new_space(box: Any) -> Any:
+        return spaces.Box(0, 255, (*box.shape[:2], 1), np.uint8)
+
+    return _map_images(env, gray, new_space)
+
+
+def _map_images(env: Any, fn: Any, new_space: Any) -> Any:
+    """TransformObservation applying `fn` to every image key, with the matching new space."""
+    import gymnasium as gym
+    from gymnasium import spaces
+
+    space = env.observation_space
+    if isinstance(space, spaces.Box):
+        return gym.wrappers.TransformObservation(env, fn, new_space(space))
+    keys = _image_keys(space)
+    new = spaces.Dict({k: new_space(v) if k in keys else v for k, v in space.spaces.items()})
+
+    def apply(obs: dict) -> dict:
+        return {k: fn(v) if k in keys else v for k, v in obs.items()}
+
+    return gym.wrappers.TransformObservation(env, apply, new)
+
+
+def _image_keys(space: Any) -> list:
+    """Keys of the uint8 (H, W, C) images of a space; [None] for an image Box itself."""
+    from gymnasium import spaces
+
+    def is_image(box: Any) -> bool:
+        return isinstance(box, spaces.Box) and len(box.shape) == 3 and box.dtype == np.uint8
+
+    if isinstance(space, spaces.Dict):
+        return [k for k, v in space.spaces.items() if is_image(v)]
+    return [None] if is_image(space) else []
+
+
+def _needs_resize(space: Any, size: int) -> bool:
+    from gymnasium import spaces
+
+    boxes = space.spaces if isinstance(space, spaces.Dict) else {None: space}
+    return any(boxes[k].shape[:2] != (size, size) for k in _image_keys(space))
