@@ -2,6 +2,9 @@
 a Dict env end to end, unsupported spaces, the vector path unchanged, and a quick pixel run."""
 
 import math
+import os
+import subprocess
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -20,6 +23,8 @@ from dreamer.networks import init_weights_
 from dreamer.replay_buffer import SequenceReplayBuffer
 from dreamer.train import Trainer
 from dreamer.vision import ConvDecoder, ConvEncoder, MultiDecoder, MultiEncoder
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class ImageAndVector(gym.Env):
@@ -299,3 +304,26 @@ def _cli_with_factory(factory) -> int:
 def test_pixels_need_rgb_array_rendering():
     with pytest.raises(ValueError, match="render_mode='rgb_array'"):
         make_env(ImageAndVector, config=EnvConfig(obs="pixels"))
+
+
+# -- a pixel run through the command line ----------------------------------------------------
+
+
+def test_pixel_script_quick_run(tmp_path):
+    """07 --quick for 600 steps: CartPole from 32x32 gray frames; replay holds uint8 frames."""
+    logdir = tmp_path / "px"
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "07_dreamer_pixels.py"), "--quick", "--steps", "600",
+         "--no-progress", "--threads", "1", "--logdir", str(logdir)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    state = torch.load(logdir / "latest.pt", weights_only=False)
+    frames = state["replay"]["data"]["obs"]
+    assert frames.dtype == np.uint8 and frames.shape[1:] == (32, 32, 1)
+    assert state["agent"]["spaces"]["obs_shapes"] == {"obs": [32, 32, 1]}
+    with open(logdir / "metrics.csv") as f:
+        header, *rows = f.read().splitlines()
+    dec = header.split(",").index("loss/dec")
+    assert any(row.split(",")[dec] for row in rows)  # the world model trained
