@@ -46,7 +46,11 @@ def render_observation(env: Any) -> Any:
             f"--pixels needs an env made with render_mode='rgb_array', not {env.render_mode!r}; "
             "a factory must pass it itself"
         )
-    return gym.wrappers.AddRenderObservation(env, render_only=True)
+    try:  # it resets the env and renders once to learn the frame's shape
+        return gym.wrappers.AddRenderObservation(env, render_only=True)
+    except TypeError as exc:  # render() gave no array
+        name = type(env.unwrapped).__name__
+        raise ValueError(f"--pixels: {name} cannot render ({exc})") from None
 
 
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:

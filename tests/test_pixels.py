@@ -301,9 +301,16 @@ def _cli_with_factory(factory) -> int:
     return cli.main(["--env", env_id, "--no-progress", "--threads", "1"])
 
 
+class RendersNothing(ImageAndVector):
+    def render(self):
+        return None
+
+
 def test_pixels_need_rgb_array_rendering():
     with pytest.raises(ValueError, match="render_mode='rgb_array'"):
         make_env(ImageAndVector, config=EnvConfig(obs="pixels"))
+    with pytest.raises(ValueError, match="RendersNothing cannot render"):
+        make_env(lambda: RendersNothing(render_mode="rgb_array"), config=EnvConfig(obs="pixels"))
 
 
 # -- a pixel run through the command line ----------------------------------------------------
