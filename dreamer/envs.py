@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .config import EnvConfig
-from .wrappers import wrap_env
+from .wrappers import make_atari, wrap_env
 
 # What each observation dimension is, for plot labels (gymnasium's documented layouts).
 OBS_NAMES = {
@@ -207,6 +207,8 @@ def _make_from_id(env_id: str, render_mode: str | None) -> Any:
                 "installed, or in the current folder?"
             ) from None
     try:
+        if env_id.startswith("ALE/"):
+            return make_atari(env_id, render_mode)
         return gym.make(env_id, render_mode=render_mode)
     except gym.error.Error as exc:
         hint = f"; does '{module}' call gymnasium.register('{name}', ...)?" if sep else ""

@@ -37,6 +37,29 @@ def wrap_env(env: Any, config: EnvConfig) -> Any:
     return env
 
 
+# The official code's 2023 Atari settings: sticky actions (the previous action repeats with
+# probability 0.25), the full 18-action set, and 4 frames per action with the max of the last
+# two as the observation (Atari sprites flicker between frames); lives unused, no no-ops.
+ATARI_MAKE = {"frameskip": 1, "repeat_action_probability": 0.25, "full_action_space": True}
+ATARI_FRAMESKIP = 4
+
+
+def make_atari(env_id: str, render_mode: str | None) -> Any:
+    """An 'ALE/...' id with the official Atari settings; frames are then resized by `wrap_env`
+    (210x160 -> 64x64 RGB)."""
+    import gymnasium as gym
+
+    try:
+        import ale_py
+    except ImportError:
+        raise ValueError(
+            f"'{env_id}' needs the Atari emulator: pip install ale-py (ROMs included)"
+        ) from None
+    gym.register_envs(ale_py)
+    env = gym.make(env_id, render_mode=render_mode, **ATARI_MAKE)
+    return gym.wrappers.MaxAndSkipObservation(env, skip=ATARI_FRAMESKIP)
+
+
 def render_observation(env: Any) -> Any:
     """Observations replaced by env.render() frames, (H, W, 3) uint8; needs rgb_array rendering."""
     import gymnasium as gym

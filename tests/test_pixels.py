@@ -240,6 +240,18 @@ def test_action_repeat_sums_rewards():
     assert env.step(0)[1] == 3.0
 
 
+def test_atari_ids_get_the_official_settings():
+    pytest.importorskip("ale_py")
+    env = make_env("ALE/Pong-v5", seed=0)
+    assert env.observation_space == spaces.Box(0, 255, (64, 64, 3), np.uint8)
+    assert env.action_space == spaces.Discrete(18)  # the full action set
+    assert env.unwrapped._frameskip == 1  # the wrapper skips, taking the max of two frames
+    assert env.unwrapped.ale.getFloat("repeat_action_probability") == 0.25  # sticky actions
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8
+    assert isinstance(env.env, gym.wrappers.MaxAndSkipObservation)  # 4 frames per action
+
+
 # -- a Dict env end to end ------------------------------------------------------------------------
 
 
@@ -334,3 +346,20 @@ def test_pixel_script_quick_run(tmp_path):
         header, *rows = f.read().splitlines()
     dec = header.split(",").index("loss/dec")
     assert any(row.split(",")[dec] for row in rows)  # the world model trained
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env_id", ["ALE/Pong-v5", "CarRacing-v3"])
+def test_image_env_quick_runs(env_id, tmp_path):
+    """The issue's bar: Atari and CarRacing (96x96 frames, Box actions) run end to end; about
+    2 and 5 minutes here (long evaluation episodes)."""
+    if env_id.startswith("ALE/"):
+        pytest.importorskip("ale_py")
+    out = subprocess.run(
+        [sys.executable, "-m", "dreamer", "--env", env_id, "--quick", "--no-progress",
+         "--threads", "1", "--logdir", str(tmp_path / "run")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "run" / "result.json").exists()
