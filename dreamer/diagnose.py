@@ -177,6 +177,10 @@ def refit_world_model(
     }
 
 
+def _mean_or_none(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
 def diagnose(path: str, env_id: str | None, episodes: int, seed: int) -> dict:
     state = load_checkpoint_file(path)
     agent = DreamerAgent.from_checkpoint(path)
@@ -185,12 +189,13 @@ def diagnose(path: str, env_id: str | None, episodes: int, seed: int) -> dict:
         raise ValueError(f"{path} is an agent checkpoint without an env id: pass --env")
     env = make_env(env_id)
     gamma = agent.config.actor_critic.gamma
+    torch.manual_seed(seed)  # the sampled actions, reproducible
     runs = [play(agent, env, seed + i) for i in range(episodes)]
-    far = np.concatenate([r["cont"][:-20] for r in runs if len(r["cont"]) > 20] or [[np.nan]])
-    last = np.concatenate([r["cont"][-3:] for r in runs if r["terminated"]] or [[np.nan]])
-    final = [r["final_cont"] for r in runs if r["terminated"]] or [np.nan]
+    far = [c for r in runs for c in r["cont"][:-20]]
+    last = [c for r in runs if r["terminated"] for c in r["cont"][-3:]]
+    final = [r["final_cont"] for r in runs if r["terminated"]]
     early = slice(0, 50)  # from the start, where G_t of a 500-step episode is nearly exact
-    c_mean = float(np.nanmean(far))
+    c_mean = float(np.mean(far))
     report = {
         "checkpoint": path,
         "env": env_id,
@@ -203,13 +208,20 @@ def diagnose(path: str, env_id: str | None, episodes: int, seed: int) -> dict:
         "value_never_ending_state": 1.0 / (1.0 - gamma),
         "value_implied_by_cont": 1.0 / (1.0 - gamma * c_mean),
         "cont_far_from_end": c_mean,
-        "cont_last_3_steps_of_terminated": float(np.nanmean(last)),
-        "cont_at_terminal_obs": float(np.nanmean(final)),
+        "cont_last_3_steps_of_terminated": _mean_or_none(last),
+        "cont_at_terminal_obs": _mean_or_none(final),
         "entropy": float(np.mean([r["entropy"].mean() for r in runs])),
     }
     if hasattr(env.unwrapped, "x_threshold"):
         xs = np.concatenate([np.abs(r["obs"][:, 0]) for r in runs])
+        values = np.concatenate([r["value"] for r in runs])
         report["mean_abs_x"] = float(xs.mean())
+        # does the critic see the edge coming? its value by the cart's distance from the centre
+        edges = [0.0, 0.5, 1.0, 1.5, 2.0, 2.4]
+        report["value_by_abs_x"] = {
+            f"{lo}-{hi}": _mean_or_none(values[(xs >= lo) & (xs < hi)].tolist())
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+        }
     if "replay" in state:
         edge = 1.6 if hasattr(env.unwrapped, "x_threshold") else None  # 2/3 of the way out
         report["replay"] = replay_report(state["replay"], edge)
