@@ -145,6 +145,30 @@ def continue_at_terminals(agent: DreamerAgent, replay: dict, context: int = 32) 
     }
 
 
+@torch.no_grad()
+def decoder_error_by_abs_x(agent: DreamerAgent, replay: dict, windows: int = 300) -> dict:
+    """CartPole: mean |decoded x - x| over replayed windows (posterior states, as in training),
+    by the cart's distance from the centre: is the edge of the track represented?"""
+    wm, data, T = agent.world_model, replay["data"], agent.config.replay.seq_len
+    rng = np.random.default_rng(0)
+    starts = rng.integers(0, replay["size"] - T, windows)
+    index = starts[:, None] + np.arange(T)  # (W, T)
+    obs = torch.as_tensor(data["obs"][index])  # (W, T, 4)
+    action = torch.as_tensor(data["action"][index])
+    first = torch.as_tensor(data["is_first"][index]).float()
+    first[:, 0] = 1.0
+    prev = torch.cat([torch.zeros_like(action[:, :1]), action[:, :-1]], 1) * (1 - first[..., None])
+    states, _, _ = wm.rssm.observe(wm.encoder(obs), prev, first)
+    error = (symexp(wm.decoder(states.feat))[..., 0] - obs[..., 0]).abs().flatten().numpy()
+    x = obs[..., 0].abs().flatten().numpy()
+    edges = [0.0, 1.0, 2.0, 2.2, 2.4, 3.0]
+    return {
+        f"{lo}-{hi}": {"states": int(((x >= lo) & (x < hi)).sum()),
+                       "error": _mean_or_none(error[(x >= lo) & (x < hi)].tolist())}
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+    }  # fmt: skip
+
+
 def refit_world_model(
     path: str, updates: int, changes: dict, seed: int = 0, fresh: bool = False
 ) -> dict:
@@ -226,6 +250,9 @@ def diagnose(path: str, env_id: str | None, episodes: int, seed: int) -> dict:
         edge = 1.6 if hasattr(env.unwrapped, "x_threshold") else None  # 2/3 of the way out
         report["replay"] = replay_report(state["replay"], edge)
         report["replay"]["continue_at_terminals"] = continue_at_terminals(agent, state["replay"])
+        if edge is not None:
+            errors = decoder_error_by_abs_x(agent, state["replay"])
+            report["replay"]["decoder_x_error_by_abs_x"] = errors
     env.close()
     return report
 
