@@ -26,6 +26,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from . import actor_critic as losses_ac
 from .checkpoint import RUN_FORMAT, atomic_torch_save, load_checkpoint_file
 from .config import (
+    REPLAY_GRAD_NEEDS_REINFORCE,
+    ConfigError,
     DreamerConfig,
     WorldModelConfig,
     config_diff,
@@ -66,6 +68,8 @@ class WorldModel(nn.Module):
         config: WorldModelConfig,
         weight_init: str = "official",
         discrete_actions: bool = False,
+        twohot: str = "symlog",
+        gamma: float = 0.997,
     ):
         super().__init__()
         c = config
@@ -81,9 +85,12 @@ class WorldModel(nn.Module):
             self.decoder: nn.Module = Decoder(feat, obs, c.units, c.layers)
         else:
             self.decoder = MultiDecoder(feat, self.obs_shapes, c.units, c.layers, c.cnn)
-        self.reward_head = RewardHead(feat, c.units, c.layers, c.num_bins)
-        self.continue_head = ContinueHead(feat, c.units, c.layers)
-        self.twohot = TwohotEncoder(c.num_bins)
+        head_layers = c.layers if c.head_layers is None else c.head_layers
+        self.reward_head = RewardHead(feat, c.units, head_layers, c.num_bins)
+        self.continue_head = ContinueHead(feat, c.units, head_layers)
+        self.twohot = TwohotEncoder(c.num_bins, spacing=twohot)
+        # c_t = 1 - terminated_t, or gamma (1 - terminated_t) for the 'discounted' target
+        self.cont_scale = gamma if c.cont_target == "discounted" else 1.0
         init_weights_(self, weight_init)
         # Loss scales keyed exactly like the losses (asserted in `loss`).
         self.scales = {
@@ -108,9 +115,9 @@ class WorldModel(nn.Module):
         losses["dec"] = self.decoder.loss(feat, obs)
         # L_rew = twohot CE on symlog(r_t)
         losses["rew"] = self.twohot.loss(self.reward_head(feat), batch["reward"])
-        # L_con = BCE toward c_t = 1 - terminated_t
+        # L_con = BCE toward c_t = 1 - terminated_t (times gamma for the discounted target)
         losses["con"] = binary_cross_entropy_logits(
-            self.continue_head(feat), 1.0 - batch["is_terminal"]
+            self.continue_head(feat), self.cont_scale * (1.0 - batch["is_terminal"])
         )
         # L_dyn = max(1, KL[sg(q) || p]),  L_rep = max(1, KL[q || sg(p)])
         losses["dyn"], losses["rep"] = kl_terms(post, prior, self.config.kl.free_bits)
@@ -164,7 +171,13 @@ class DreamerAgent(nn.Module):
         action_dim = self.spaces["action_dim"]
         ac = config.actor_critic
         self.world_model = WorldModel(
-            obs, action_dim, config.world_model, config.weight_init, self.discrete
+            obs,
+            action_dim,
+            config.world_model,
+            config.weight_init,
+            self.discrete,
+            config.twohot,
+            ac.gamma,
         )
         feat = self.world_model.rssm.feat_dim
         self.actor = Actor(
@@ -173,14 +186,20 @@ class DreamerAgent(nn.Module):
         self.critic = Critic(feat, ac.units, ac.layers, ac.num_bins)
         init_weights_(self.actor, config.weight_init)
         init_weights_(self.critic, config.weight_init)
+        with torch.no_grad():  # 2025 code: the actor starts near uniform (outscale 0.01)
+            self.actor.net[-1].weight.mul_(ac.actor_outscale)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.retnorm = PercentileNormalizer(ac.retnorm_decay, ac.retnorm_low, ac.retnorm_high)
-        self.value_twohot = TwohotEncoder(ac.num_bins)
+        self.value_twohot = TwohotEncoder(ac.num_bins, spacing=config.twohot)
+        # gamma of imagination: 1 when the continue head already predicts gamma * c
+        self.imag_gamma = 1.0 if config.world_model.cont_target == "discounted" else ac.gamma
         # validate() already checked the choices; these guard code that skips it
         if ac.actor_grad not in ("auto", "reinforce", "dynamics"):
             raise ValueError(f"actor_grad must be auto, reinforce or dynamics, not {ac.actor_grad}")
         auto = "reinforce" if self.discrete else "dynamics"
         self.actor_grad = auto if ac.actor_grad == "auto" else ac.actor_grad
+        if ac.replay_critic_grad and self.actor_grad != "reinforce":
+            raise ConfigError(REPLAY_GRAD_NEEDS_REINFORCE)
         if ac.imag_cont not in ("prob", "mode"):
             raise ValueError(f"imag_cont must be prob or mode, not {ac.imag_cont}")
         if config.train.precision not in ("fp32", "bf16"):
@@ -224,6 +243,8 @@ class DreamerAgent(nn.Module):
         """
         if self.compiled or self.cuda_graph:
             raise ValueError("data-parallel training runs eager: drop --compile / --cuda-graph")
+        if self.config.actor_critic.replay_critic_grad:  # two DDP modules in one backward
+            raise ValueError("data-parallel training does not support replay_critic_grad yet")
         # every rank starts from rank 0's weights, slow critic and buffers included
         for tensor in self.state_dict().values():
             torch.distributed.broadcast(tensor, src=0)
@@ -383,6 +404,8 @@ class DreamerAgent(nn.Module):
         """
         with self.autocast():
             wm_loss, wm_losses, posts, kl = self.world_model_loss_fn(batch)
+        if self.config.actor_critic.replay_critic_grad:
+            return self.joint_update(batch, wm_loss, wm_losses, posts, kl)
         (wm_norm,), wm_skipped = self.step_optimizers(
             [(self.wm_opt, wm_loss, self.config.world_model.grad_clip)]
         )
@@ -391,6 +414,42 @@ class DreamerAgent(nn.Module):
         # a non-finite world model would poison the actor and critic too: skip them with it
         ac_metrics, ac_skipped = self.train_actor_critic(posts.detach(), batch, wm_skipped)
         return {**metrics, **ac_metrics, "skipped": wm_skipped | ac_skipped}
+
+    def joint_update(
+        self,
+        batch: dict[str, Tensor],
+        wm_loss: Tensor,
+        wm_losses: dict[str, Tensor],
+        posts: State,
+        kl: Tensor,
+    ) -> dict[str, Tensor]:
+        """`update` of the 2025 code: world model, actor and critic losses from the same
+        parameters, one backward pass of their sum, then every optimiser steps.
+
+        The replay critic loss reads the posteriors with their graph, so its gradient trains
+        the world model as well as the critic (`replay_critic_grad`); the dreams start from
+        sg(posteriors), so no other actor or critic loss reaches the model. A non-finite loss
+        or gradient skips each optimiser it reaches (the critic's reaches the world model's).
+        """
+        ac, wm = self.config.actor_critic, self.config.world_model
+        actor_loss, critic_loss, metrics = self.actor_critic_loss_fn(posts, batch)
+        (wm_norm, actor_norm, critic_norm), skipped = self.step_optimizers(
+            [
+                (self.wm_opt, wm_loss, wm.grad_clip),
+                (self.actor_opt, actor_loss, ac.grad_clip),
+                (self.critic_opt, critic_loss, ac.grad_clip),
+            ]
+        )
+        self._update_slow_critic(ac.slow_critic_rate)
+        metrics = {
+            **{f"loss/{key}": value.detach() for key, value in wm_losses.items()},
+            **metrics,
+            "kl": kl,
+            "grad_norm/world_model": wm_norm,
+            "grad_norm/actor": actor_norm,
+            "grad_norm/critic": critic_norm,
+        }
+        return {**metrics, "skipped": skipped}
 
     def graphed_update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """`update` replayed from a CUDA graph: thousands of kernel launches become one.
@@ -481,9 +540,9 @@ class DreamerAgent(nn.Module):
                 values = self.value_twohot.decode_logits(value_logits.detach())
             else:  # the return's gradient flows through the critic's input states
                 values = self.critic_values(states)  # (H + 1, N)
-            returns = lambda_returns(rewards, values, cont, ac.gamma, ac.lam)  # (H, N)
+            returns = lambda_returns(rewards, values, cont, self.imag_gamma, ac.lam)  # (H, N)
             start_cont = 1.0 - batch["is_terminal"].flatten()  # (N,)
-            weight = losses_ac.imagination_weights(start_cont, cont, ac.gamma)  # (H, N)
+            weight = losses_ac.imagination_weights(start_cont, cont, self.imag_gamma)  # (H, N)
             self.retnorm.update(returns, self.reduce_across_ranks)
             scale = self.retnorm.scale
             adv = losses_ac.advantage(returns, values[:-1], scale)  # (H, N)
@@ -505,11 +564,14 @@ class DreamerAgent(nn.Module):
                 self.value_twohot, logits, returns, slow, weight, ac.slow_critic_reg
             )
             if ac.replay_critic_scale > 0:
-                # step 0 of every dream is a replayed posterior: reuse its critic outputs
                 B, T = batch["reward"].shape
+                if ac.replay_critic_grad:  # its own pass, so its gradient reaches the model
+                    replay_logits = self.critic(posts)  # (B, T, bins)
+                else:  # step 0 of every dream is a replayed posterior: reuse its outputs
+                    replay_logits = logits[0].view(B, T, -1)
                 replay_loss = losses_ac.replay_critic_loss(
                     self.value_twohot,
-                    logits[0].view(B, T, -1),
+                    replay_logits,
                     slow[0].view(B, T),
                     batch,
                     returns[0].detach().view(B, T),
@@ -582,7 +644,9 @@ class DreamerAgent(nn.Module):
             raise ValueError(
                 f"checkpoint is for other spaces ({state['spaces']}), not {self.spaces}"
             )
-        diffs = config_diff(state["config"], config_to_dict(self.config))
+        # fields added since the checkpoint was written take their defaults on both sides
+        stored = config_to_dict(config_from_dict(DreamerConfig, state["config"]))
+        diffs = config_diff(stored, config_to_dict(self.config))
         if strict_config and diffs:
             raise ValueError("checkpoint config differs: " + "; ".join(diffs))
         self.load_state_dict(state["model"])

@@ -151,10 +151,11 @@ def _restore(trainer: Trainer, state: dict) -> None:
             f"checkpoint is for {state['env_id']}, not {trainer.env_id}: use another --logdir"
         )
     try:  # the stored config passes the same checks as one from the command line
-        config_from_dict(DreamerConfig, state["agent"]["config"])
+        stored = config_from_dict(DreamerConfig, state["agent"]["config"])
     except ValueError as exc:
         raise ValueError(f"checkpoint config: {exc}") from None
-    diffs = config_diff(state["agent"]["config"], config_to_dict(trainer.config))
+    # fields added since the checkpoint was written compare as their defaults
+    diffs = config_diff(config_to_dict(stored), config_to_dict(trainer.config))
     diffs = [d for d in diffs if not d.startswith("train.steps:")]  # extending a run is fine
     if diffs:
         raise ValueError("cannot resume with a different config: " + "; ".join(diffs))

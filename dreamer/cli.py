@@ -17,7 +17,7 @@ import shlex
 import sys
 from typing import Any, NoReturn
 
-from .config import ConfigError, DreamerConfig, override, validate
+from .config import RECIPES, ConfigError, DreamerConfig, apply_recipe, override, validate
 from .threads import parse_threads
 
 
@@ -91,6 +91,12 @@ def build_parser(description: str, env_id: str | None) -> argparse.ArgumentParse
     p.add_argument("--logdir", help="run directory (default runs/<env>/<name>-seed<k>)")
     p.add_argument("--resume", action="store_true", help="continue from <logdir>/latest.pt")
     p.add_argument("--quick", action="store_true", help="one-minute run exercising everything")
+    p.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        help="learning recipe over the script's config: 2025 = the official current code's "
+        "(config.RECIPE_2025); sizes, steps and evaluation stay the script's",
+    )
     p.add_argument("--precision", choices=["fp32", "bf16"], help="bf16 = autocast")
     p.add_argument("--train-ratio", type=float, help="replayed steps per env step")
     p.add_argument("--deter", type=int, help="GRU units")
@@ -138,6 +144,8 @@ def apply_args(config: DreamerConfig, args: argparse.Namespace) -> DreamerConfig
     """Script config + command-line overrides -> the run's config."""
     config = copy.deepcopy(config)
     validate(config)  # the script's own defaults
+    if args.recipe is not None:  # before --quick and the flags, which may shrink it further
+        apply_recipe(config, args.recipe)
     if args.quick:
         quick(config)
     flags: dict[str, tuple[Any, tuple[str, ...]]] = {

@@ -78,6 +78,12 @@ class WorldModelConfig:
     dec_scale: float = 1.0  # beta_pred for the decoder term
     rew_scale: float = 1.0  # beta_pred for the reward term
     con_scale: float = 1.0  # beta_pred for the continue term
+    # Continue target: 'binary' c_t = 1 - terminated_t (2023); 'discounted' c_t = gamma * (1 -
+    # terminated_t) (2025 code): the head then predicts the discount, and imagination uses its
+    # output as gamma * c (returns and weights take no further gamma).
+    cont_target: Literal["binary", "discounted"] = "binary"
+    # Hidden layers of the reward and continue heads (None: `layers`; 2025 code: 1).
+    head_layers: int | None = None
     lr: float = 1e-4  # Adam learning rate (2023); 2025: one LaProp 4e-5 for all
     eps: float = 1e-8  # Adam epsilon
     grad_clip: float = 1000.0  # global grad-norm clip
@@ -107,6 +113,12 @@ class ActorCriticConfig:
     # Critic loss on replayed sequences (real rewards and terminations, bootstrapped with the
     # imagined returns), added with this weight: 0 in the 2023 recipe, 0.3 in the 2025 recipe.
     replay_critic_scale: float = 0.0
+    # The replay critic loss trains the world model too (2025 code: its gradient reaches the
+    # replayed states); then one backward pass and one step serve all losses, as the 2025 code's
+    # single optimiser does. Needs actor_grad 'reinforce' (no actor loss through the model).
+    replay_critic_grad: bool = False
+    # Init scale of the actor's output layer (2023: 1.0; 2025 code: 0.01, a near-uniform start).
+    actor_outscale: float = 1.0
     retnorm_decay: float = 0.99  # EMA decay of the return percentiles
     retnorm_low: float = 0.05  # P5
     retnorm_high: float = 0.95  # P95
@@ -174,6 +186,47 @@ class DreamerConfig:
     optimizer: Literal["adam", "laprop"] = "adam"
     agc: float = 0.3  # laprop: each tensor's gradient norm at most agc * its norm
     warmup: int = 1_000  # laprop: updates of the linear warm-up (0: none)
+    # Twohot bins of the reward head and critic: 'symlog' = uniform in symlog space (paper,
+    # 2023 code); 'symexp' = symexp of those points, interpolated in raw space (2025 code).
+    twohot: Literal["symlog", "symexp"] = "symlog"
+
+
+# The learning recipe of the official current code (the 2025 paper), by dotted key. Sizes,
+# the env-step budget and evaluation are not part of a recipe: they stay the script's.
+RECIPE_2025: dict[str, Any] = {
+    "optimizer": "laprop",  # one LaProp (per-parameter: one per module at one rate is the same)
+    "agc": 0.3,
+    "warmup": 1_000,
+    "world_model.lr": 4e-5,
+    "actor_critic.actor_lr": 4e-5,
+    "actor_critic.critic_lr": 4e-5,
+    "world_model.kl.dyn_weight": 1.0,
+    "world_model.kl.rep_weight": 0.1,
+    "world_model.layers": 3,  # encoder and decoder MLPs
+    "world_model.head_layers": 1,  # reward and continue heads
+    "world_model.cont_target": "discounted",
+    "world_model.rssm.initial": "zeros",
+    "actor_critic.layers": 3,
+    "actor_critic.actor_grad": "reinforce",  # for continuous actions too
+    "actor_critic.unimix": 0.0,  # the 2025 categorical actor has no uniform mix
+    "actor_critic.actor_outscale": 0.01,
+    "actor_critic.imag_cont": "prob",
+    "actor_critic.horizon": 15,
+    "actor_critic.replay_critic_scale": 0.3,
+    "actor_critic.replay_critic_grad": True,
+    "twohot": "symexp",
+    "replay.seq_len": 64,
+    "train.train_ratio": 32.0,
+}
+
+RECIPES: dict[str, dict[str, Any]] = {"2025": RECIPE_2025}
+
+
+def apply_recipe(config: DreamerConfig, name: str) -> DreamerConfig:
+    """Set every field of recipe `name` ('2025') on `config`, in place; other fields stay."""
+    if name not in RECIPES:
+        raise ConfigError(f"unknown recipe '{name}'; choose one of: {', '.join(RECIPES)}")
+    return override(config, **RECIPES[name])
 
 
 # Valid range of every numeric field, by dotted key: "[a, b]" includes an end, "(a, b)" excludes
@@ -198,6 +251,7 @@ LIMITS: dict[str, str] = {
     "world_model.dec_scale": "[0, inf)",
     "world_model.rew_scale": "[0, inf)",
     "world_model.con_scale": "[0, inf)",
+    "world_model.head_layers": "[0, inf)",  # 0: a linear head
     "world_model.lr": "(0, inf)",
     "world_model.eps": "(0, inf)",
     "world_model.grad_clip": "(0, inf)",
@@ -214,6 +268,7 @@ LIMITS: dict[str, str] = {
     "actor_critic.slow_critic_rate": "(0, 1]",
     "actor_critic.slow_critic_reg": "[0, inf)",
     "actor_critic.replay_critic_scale": "[0, inf)",
+    "actor_critic.actor_outscale": "[0, inf)",
     "actor_critic.retnorm_decay": "[0, 1)",
     "actor_critic.retnorm_low": "[0, 1]",
     "actor_critic.retnorm_high": "[0, 1]",
@@ -237,6 +292,13 @@ LIMITS: dict[str, str] = {
     "agc": "(0, inf)",
     "warmup": "[0, inf)",
 }
+
+
+REPLAY_GRAD_NEEDS_REINFORCE = (
+    "actor_critic.replay_critic_grad needs a REINFORCE actor (actor_grad 'reinforce', or 'auto' "
+    "with discrete actions): with dynamics backprop the joint step would train the world model "
+    "on the actor's loss"
+)
 
 
 class ConfigError(ValueError):
@@ -318,6 +380,15 @@ def _cross_field_errors(c: DreamerConfig) -> list[str]:
         errors.append(
             f"actor_critic.min_std ({ac.min_std}) must be <= actor_critic.max_std ({ac.max_std})"
         )
+    if ac.replay_critic_grad and ac.replay_critic_scale == 0:
+        errors.append("actor_critic.replay_critic_grad needs actor_critic.replay_critic_scale > 0")
+    if ac.replay_critic_grad and ac.actor_grad == "dynamics":  # 'auto': the agent checks
+        errors.append(REPLAY_GRAD_NEEDS_REINFORCE)
+    if c.world_model.cont_target == "discounted" and ac.imag_cont != "prob":
+        errors.append(
+            "world_model.cont_target 'discounted' needs actor_critic.imag_cont 'prob' (the "
+            "head's output is the discount itself)"
+        )
     cnn, size = c.world_model.cnn, c.env.image_size
     if cnn.kernel % 2:
         errors.append(f"world_model.cnn.kernel ({cnn.kernel}) must be even")
@@ -343,7 +414,9 @@ def check_value(key: str, value: Any) -> Any:
     if value is None and optional:
         return None
     ok = True
-    if choices:
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif choices:
         ok = value in choices and isinstance(value, str)
     elif isinstance(value, bool) or not isinstance(value, int | float):
         ok = False  # JSON true/false and strings are no numbers
@@ -352,7 +425,7 @@ def check_value(key: str, value: Any) -> Any:
         value = int(value) if ok else value
     elif kind is float:
         ok = math.isfinite(value)
-    if ok and not choices:
+    if ok and not choices and kind is not bool:
         low, high, low_open, high_open = _interval(LIMITS[key])
         ok = (value > low if low_open else value >= low) and (
             value < high if high_open else value <= high
@@ -367,6 +440,8 @@ def _describe(key: str) -> str:
     kind, optional = _base_type(key)
     if typing.get_origin(kind) is Literal:
         return "one of " + ", ".join(repr(c) for c in typing.get_args(kind))
+    if kind is bool:
+        return "true or false"
     noun = "an integer" if kind is int else "a number"
     text = LIMITS[key]
     low, high, low_open, _ = _interval(text)

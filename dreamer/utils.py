@@ -70,31 +70,51 @@ def symexp(x: Tensor) -> Tensor:
 
 
 class TwohotEncoder(nn.Module):
-    """Twohot targets over bins uniform in symlog space (paper Eq. 9-10).
+    """Twohot targets over 255 bins (paper Eq. 9-10), in one of two spacings.
 
-    Bins are `linspace(low, high)` *in symlog space*, so the default [-20, 20] covers raw values
-    up to about +-5e8 (a common bug builds them as linspace(symlog(-20), symlog(20)), which caps
-    returns at 20). A value is split between its two neighbouring bins so that the expected bin
-    equals symlog(value) exactly; `decode` takes symexp of that expectation.
+    'symlog' (paper, 2023 code): bins `linspace(low, high)` *in symlog space*; a value is split
+    between its two neighbouring bins so that the expected bin equals symlog(value) exactly, and
+    `decode` takes symexp of that expectation. The default [-20, 20] covers raw values up to
+    about +-5e8 (a common bug builds them as linspace(symlog(-20), symlog(20)), capping at 20).
+    'symexp' (2025 code): the bins themselves are raw values, symexp(linspace(low, high)), and
+    the split interpolates in raw space: the expected bin equals the value exactly, and `decode`
+    is that expectation, with no symexp after it.
     """
 
-    def __init__(self, num_bins: int = 255, low: float = -20.0, high: float = 20.0) -> None:
+    def __init__(
+        self,
+        num_bins: int = 255,
+        low: float = -20.0,
+        high: float = 20.0,
+        spacing: str = "symlog",
+    ) -> None:
         super().__init__()
         if num_bins < 2:
             raise ValueError("TwohotEncoder needs at least 2 bins")
-        self.num_bins, self.low, self.high = num_bins, low, high
+        if spacing not in ("symlog", "symexp"):
+            raise ValueError(f"twohot spacing must be 'symlog' or 'symexp', not {spacing!r}")
+        self.num_bins, self.low, self.high, self.spacing = num_bins, low, high, spacing
         bins = torch.linspace(low, high, num_bins)
         if low == -high:  # float32 linspace is not exactly antisymmetric: make it so (bin 0 = 0)
             bins = (bins - bins.flip(0)) / 2
+        if spacing == "symexp":
+            bins = symexp(bins)  # raw values, dense near 0 and sparse far out
         self.register_buffer("bins", bins, persistent=False)
 
     def encode(self, values: Tensor) -> Tensor:
-        """(*S,) raw values -> (*S, num_bins) twohot weights of symlog(values)."""
-        x = symlog(values.float()).clamp(self.low, self.high)
-        pos = (x - self.low) / (self.high - self.low) * (self.num_bins - 1)  # fractional bin
-        # NaN inputs keep NaN weights (so the NaN guard sees them) but a valid index
-        below = pos.nan_to_num(0.0).floor().clamp(0, self.num_bins - 2)
-        frac = (pos - below).unsqueeze(-1)  # weight of the upper neighbour
+        """(*S,) raw values -> (*S, num_bins) twohot weights (of symlog(values) for 'symlog')."""
+        if self.spacing == "symlog":
+            x = symlog(values.float()).clamp(self.low, self.high)
+            pos = (x - self.low) / (self.high - self.low) * (self.num_bins - 1)  # fractional bin
+            # NaN inputs keep NaN weights (so the NaN guard sees them) but a valid index
+            below = pos.nan_to_num(0.0).floor().clamp(0, self.num_bins - 2)
+            frac = (pos - below).unsqueeze(-1)  # weight of the upper neighbour
+        else:  # raw-space interpolation between the symexp-spaced neighbours
+            x = values.float().clamp(self.bins[0], self.bins[-1])
+            below = torch.searchsorted(self.bins, x.nan_to_num(0.0).contiguous(), right=True) - 1
+            below = below.clamp(0, self.num_bins - 2)
+            low, high = self.bins[below], self.bins[below + 1]
+            frac = ((x - low) / (high - low)).unsqueeze(-1)
         below = below.long().unsqueeze(-1)
         target = torch.zeros(*values.shape, self.num_bins, device=values.device)
         target.scatter_(-1, below, 1.0 - frac)
@@ -107,7 +127,7 @@ class TwohotEncoder(nn.Module):
         return -(self.encode(values) * log_probs).sum(-1)
 
     def decode(self, probs: Tensor) -> Tensor:
-        """(*S, num_bins) probabilities -> (*S,) raw values: symexp(E[bin]).
+        """(*S, num_bins) probabilities -> (*S,) raw values: symexp(E[bin]) or E[bin].
 
         Mirrored bins are summed in pairs (as the official code does), so uniform probabilities
         over symmetric bins, e.g. a zero-initialised head, decode to exactly 0.
@@ -115,7 +135,8 @@ class TwohotEncoder(nn.Module):
         weighted = probs.float() * self.bins
         half = self.num_bins // 2
         pairs = weighted[..., :half].flip(-1) + weighted[..., self.num_bins - half :]
-        return symexp(pairs.sum(-1) + weighted[..., half : self.num_bins - half].sum(-1))
+        expected = pairs.sum(-1) + weighted[..., half : self.num_bins - half].sum(-1)
+        return symexp(expected) if self.spacing == "symlog" else expected
 
     def decode_logits(self, logits: Tensor) -> Tensor:
         """decode(softmax(logits))."""

@@ -1,0 +1,297 @@
+"""Why a trained agent fails: its critic, continue head and replay against the real episodes.
+
+    python -m dreamer.diagnose runs/CartPole-v1/seed0/latest.pt --episodes 10
+
+Plays `--episodes` episodes with the sampled policy (as evaluation does) and reports, as JSON:
+- how episodes end (CartPole: the cart left the track or the pole fell);
+- the critic's value v(s_t) on real posterior states against the true discounted return
+  G_t = sum_k gamma^k r_{t+1+k} of the same episode, and against the value the model itself
+  implies for a state that never ends, 1 / (1 - gamma * c), c its mean continue probability;
+- the continue head's probability on states far from an episode's end, on its last steps and
+  on the observation that ended it;
+- what replay holds (run checkpoints only): the share of terminal steps, over all of replay and
+  over its newest steps, and for CartPole where the cart was (the share of steps near the edge).
+Used for the collapse study in docs/experiments.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+
+from .agent import DreamerAgent
+from .checkpoint import load_checkpoint_file
+from .config import DreamerConfig, config_from_dict, override
+from .envs import make_env, spaces_from_info
+from .replay_buffer import SequenceReplayBuffer
+from .utils import symexp
+
+
+@torch.no_grad()
+def play(agent: DreamerAgent, env: Any, seed: int) -> dict:
+    """One episode with the sampled policy; per step the critic's value, continue probability
+    and policy entropy of the posterior state. Arrays (T,) aligned with obs_0..obs_{T-1}."""
+    wm = agent.world_model
+    obs, _ = env.reset(seed=seed)
+    state, is_first = None, True
+    values, conts, entropies, rewards, observations = [], [], [], [], []
+    terminated = False
+    while True:
+        action, state = agent.policy(obs[None], state, [is_first])
+        latent = state[0]
+        values.append(agent.value_twohot.decode_logits(agent.critic(latent)).item())
+        conts.append(torch.sigmoid(wm.continue_head(latent.feat)).item())
+        entropies.append(agent.actor(latent).entropy().item())
+        observations.append(np.asarray(obs, np.float32))
+        obs, reward, terminated, truncated, _ = env.step(agent.to_env_action(action)[0].item())
+        rewards.append(float(reward))
+        is_first = False
+        if terminated or truncated:
+            break
+    # the model's view of the last observation, the one a terminal step stores in replay
+    _, state = agent.policy(np.asarray(obs)[None], state, [False])
+    final_cont = torch.sigmoid(wm.continue_head(state[0].feat)).item()
+    return {
+        "value": np.array(values),
+        "cont": np.array(conts),
+        "entropy": np.array(entropies),
+        "reward": np.array(rewards),  # reward_t follows action_t: r_{t+1} in the paper
+        "obs": np.stack(observations),
+        "final_obs": np.asarray(obs, np.float32),
+        "terminated": bool(terminated),
+        "final_cont": final_cont,
+    }
+
+
+def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """G_t = r_{t+1} + gamma G_{t+1}, G after the last step = 0 (a truncated episode's true
+    return is higher: read G_t there as a lower bound)."""
+    out, running = np.zeros_like(rewards), 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        running = rewards[t] + gamma * running
+        out[t] = running
+    return out
+
+
+def end_cause(env: Any, final_obs: np.ndarray, terminated: bool) -> str:
+    """'time limit', or for CartPole which bound ended it; other envs: 'terminated'."""
+    if not terminated:
+        return "time limit"
+    inner = env.unwrapped
+    if hasattr(inner, "x_threshold"):  # CartPole: obs = (x, x_dot, theta, theta_dot)
+        return "cart off track" if abs(final_obs[0]) > inner.x_threshold else "pole fell"
+    return "terminated"
+
+
+def replay_report(replay: dict, edge: float | None, recent: int = 5_000) -> dict:
+    """Terminal share over all of replay and its newest `recent` steps; with `edge`, the share
+    of stored CartPole states with |x| > edge."""
+    size, ptr = replay["size"], replay["ptr"]
+    data = replay["data"]
+    order = (np.arange(size) + (ptr if size == replay["capacity"] else 0)) % replay["capacity"]
+    terminal = data["is_terminal"][order]
+    out = {
+        "steps": int(size),
+        "terminal_share": float(terminal.mean()),
+        f"terminal_share_last_{recent}": float(terminal[-recent:].mean()),
+    }
+    if edge is not None:
+        x = np.abs(data["obs"][order][:, 0])
+        off_track = terminal & (x > 2.4)  # CartPole's x_threshold
+        out["terminals"] = int(terminal.sum())
+        out["terminals_cart_off_track"] = int(off_track.sum())
+        out[f"terminals_cart_off_track_last_{recent}"] = int(off_track[-recent:].sum())
+        out[f"share_abs_x_over_{edge}"] = float((x > edge).mean())
+        out[f"share_abs_x_over_{edge}_last_{recent}"] = float((x[-recent:] > edge).mean())
+    return out
+
+
+@torch.no_grad()
+def continue_at_terminals(agent: DreamerAgent, replay: dict, context: int = 32) -> dict:
+    """The continue head's probability at every stored terminal step, as training sees it: the
+    posterior filtered over the `context` steps up to it. CartPole: split by end cause."""
+    wm, data, size = agent.world_model, replay["data"], replay["size"]
+    assert size < replay["capacity"], "a wrapped ring buffer: read it in insertion order"
+    out: dict[str, list[float]] = {"cart off track": [], "other terminal": []}
+    errors: dict[str, list[np.ndarray]] = {"cart off track": [], "other terminal": []}
+    for i in np.flatnonzero(data["is_terminal"][:size]):
+        window = slice(max(0, i - context + 1), i + 1)
+        obs = torch.as_tensor(data["obs"][window])[None]  # (1, T, O)
+        action = torch.as_tensor(data["action"][window])
+        prev = torch.cat([torch.zeros_like(action[:1]), action[:-1]])[None]  # a_{t-1}
+        first = torch.as_tensor(data["is_first"][window]).float()[None]
+        first[:, 0] = 1.0  # the window starts from the initial state, as a replayed batch does
+        prev = prev * (1.0 - first[..., None])
+        states, _, _ = wm.rssm.observe(wm.encoder(obs), prev, first)
+        cont = torch.sigmoid(wm.continue_head(states.feat[:, -1])).item()
+        decoded = symexp(wm.decoder(states.feat[:, -1]))[0]  # (O,) the model's x_t
+        off_track = obs.shape[-1] == 4 and abs(float(obs[0, -1, 0])) > 2.4  # CartPole's bound
+        key = "cart off track" if off_track else "other terminal"
+        out[key].append(cont)
+        errors[key].append((decoded - obs[0, -1]).abs().numpy())
+    return {
+        key: {
+            "count": len(v),
+            "mean_cont": float(np.mean(v)) if v else None,
+            # mean |decoded - true| per observation dimension at those terminal steps
+            "decoder_abs_error": np.mean(errors[key], 0).round(3).tolist() if v else None,
+        }
+        for key, v in out.items()
+    }
+
+
+@torch.no_grad()
+def decoder_error_by_abs_x(agent: DreamerAgent, replay: dict, windows: int = 300) -> dict:
+    """CartPole: mean |decoded x - x| over replayed windows (posterior states, as in training),
+    by the cart's distance from the centre: is the edge of the track represented?"""
+    wm, data, T = agent.world_model, replay["data"], agent.config.replay.seq_len
+    rng = np.random.default_rng(0)
+    starts = rng.integers(0, replay["size"] - T, windows)
+    index = starts[:, None] + np.arange(T)  # (W, T)
+    obs = torch.as_tensor(data["obs"][index])  # (W, T, 4)
+    action = torch.as_tensor(data["action"][index])
+    first = torch.as_tensor(data["is_first"][index]).float()
+    first[:, 0] = 1.0
+    prev = torch.cat([torch.zeros_like(action[:, :1]), action[:, :-1]], 1) * (1 - first[..., None])
+    states, _, _ = wm.rssm.observe(wm.encoder(obs), prev, first)
+    error = (symexp(wm.decoder(states.feat))[..., 0] - obs[..., 0]).abs().flatten().numpy()
+    x = obs[..., 0].abs().flatten().numpy()
+    edges = [0.0, 1.0, 2.0, 2.2, 2.4, 3.0]
+    return {
+        f"{lo}-{hi}": {"states": int(((x >= lo) & (x < hi)).sum()),
+                       "error": _mean_or_none(error[(x >= lo) & (x < hi)].tolist())}
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+    }  # fmt: skip
+
+
+def refit_world_model(
+    path: str, updates: int, changes: dict, seed: int = 0, fresh: bool = False
+) -> dict:
+    """Train the world model of run checkpoint `path` alone, on its own replay, for `updates`
+    more updates with config `changes` (loss weights, sizes with `fresh`); then
+    `continue_at_terminals`. Isolates whether the continue head *can* learn the rare ends.
+    `fresh`: start from new weights instead of the checkpoint's."""
+    state = load_checkpoint_file(path)
+    config = config_from_dict(DreamerConfig, state["agent"]["config"])
+    override(config, **changes)
+    agent = DreamerAgent(*spaces_from_info(state["agent"]["spaces"]), config)
+    if not fresh:
+        agent.load_checkpoint_state(state["agent"], strict_config=False)
+    replay = SequenceReplayBuffer(config.replay.capacity, config.replay.seq_len)
+    replay.load_state_dict(state["replay"])
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    losses = []
+    for _ in range(updates):
+        batch = agent.batch_to_torch(replay.sample(config.replay.batch_size, rng))
+        loss, parts, _, _ = agent.world_model.loss(batch)
+        agent.step_optimizers([(agent.wm_opt, loss, config.world_model.grad_clip)])
+        losses.append(parts["con"].item())
+    return {
+        "changes": changes,
+        "updates": updates,
+        "fresh": fresh,
+        "con_loss_last_100": float(np.mean(losses[-100:])),
+        "terminals": continue_at_terminals(agent, state["replay"]),
+    }
+
+
+def _mean_or_none(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def diagnose(path: str, env_id: str | None, episodes: int, seed: int) -> dict:
+    state = load_checkpoint_file(path)
+    agent = DreamerAgent.from_checkpoint(path)
+    env_id = env_id or state.get("env_id")
+    if env_id is None:
+        raise ValueError(f"{path} is an agent checkpoint without an env id: pass --env")
+    env = make_env(env_id)
+    gamma = agent.config.actor_critic.gamma
+    torch.manual_seed(seed)  # the sampled actions, reproducible
+    runs = [play(agent, env, seed + i) for i in range(episodes)]
+    far = [c for r in runs for c in r["cont"][:-20]]
+    last = [c for r in runs if r["terminated"] for c in r["cont"][-3:]]
+    final = [r["final_cont"] for r in runs if r["terminated"]]
+    early = slice(0, 50)  # from the start, where G_t of a 500-step episode is nearly exact
+    c_mean = float(np.mean(far))
+    report = {
+        "checkpoint": path,
+        "env": env_id,
+        "returns": [float(r["reward"].sum()) for r in runs],
+        "ends": [end_cause(env, r["final_obs"], r["terminated"]) for r in runs],
+        "value_first_50": float(np.mean([r["value"][early].mean() for r in runs])),
+        "true_return_first_50": float(
+            np.mean([discounted_returns(r["reward"], gamma)[early].mean() for r in runs])
+        ),
+        "value_never_ending_state": 1.0 / (1.0 - gamma),
+        "value_implied_by_cont": 1.0 / (1.0 - gamma * c_mean),
+        "cont_far_from_end": c_mean,
+        "cont_last_3_steps_of_terminated": _mean_or_none(last),
+        "cont_at_terminal_obs": _mean_or_none(final),
+        "entropy": float(np.mean([r["entropy"].mean() for r in runs])),
+    }
+    if hasattr(env.unwrapped, "x_threshold"):
+        xs = np.concatenate([np.abs(r["obs"][:, 0]) for r in runs])
+        values = np.concatenate([r["value"] for r in runs])
+        report["mean_abs_x"] = float(xs.mean())
+        # does the critic see the edge coming? its value by the cart's distance from the centre
+        edges = [0.0, 0.5, 1.0, 1.5, 2.0, 2.4]
+        report["value_by_abs_x"] = {
+            f"{lo}-{hi}": _mean_or_none(values[(xs >= lo) & (xs < hi)].tolist())
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+        }
+    if "replay" in state:
+        edge = 1.6 if hasattr(env.unwrapped, "x_threshold") else None  # 2/3 of the way out
+        report["replay"] = replay_report(state["replay"], edge)
+        report["replay"]["continue_at_terminals"] = continue_at_terminals(agent, state["replay"])
+        if edge is not None:
+            errors = decoder_error_by_abs_x(agent, state["replay"])
+            report["replay"]["decoder_x_error_by_abs_x"] = errors
+    env.close()
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoint", help="latest.pt (with replay) or best.pt")
+    parser.add_argument("--env", default=None, help="env id (read from a run checkpoint)")
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=10_000, help="first episode's reset seed")
+    parser.add_argument("--fresh", action="store_true", help="--refit from new weights")
+    parser.add_argument(
+        "--refit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: train the world model N updates on the run's replay",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config change for --refit (JSON value)",
+    )
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    try:
+        if args.refit:
+            changes = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+            report = refit_world_model(args.checkpoint, args.refit, changes, fresh=args.fresh)
+        else:
+            report = diagnose(args.checkpoint, args.env, args.episodes, args.seed)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
