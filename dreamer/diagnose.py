@@ -219,7 +219,7 @@ def diagnose(path: str, env_id: str | None, episodes: int, seed: int) -> dict:
     last = [c for r in runs if r["terminated"] for c in r["cont"][-3:]]
     final = [r["final_cont"] for r in runs if r["terminated"]]
     early = slice(0, 50)  # from the start, where G_t of a 500-step episode is nearly exact
-    c_mean = float(np.mean(far))
+    c_mean = _mean_or_none(far)
     report = {
         "checkpoint": path,
         "env": env_id,
@@ -230,7 +230,7 @@ def diagnose(path: str, env_id: str | None, episodes: int, seed: int) -> dict:
             np.mean([discounted_returns(r["reward"], gamma)[early].mean() for r in runs])
         ),
         "value_never_ending_state": 1.0 / (1.0 - gamma),
-        "value_implied_by_cont": 1.0 / (1.0 - gamma * c_mean),
+        "value_implied_by_cont": None if c_mean is None else 1.0 / (1.0 - gamma * c_mean),
         "cont_far_from_end": c_mean,
         "cont_last_3_steps_of_terminated": _mean_or_none(last),
         "cont_at_terminal_obs": _mean_or_none(final),
