@@ -3,12 +3,17 @@
     python train_all.py --quick             # every script's one-minute path, in order
     python train_all.py --seeds 0 1 2       # the full runs behind results/, then the summary
 
+Resumable: a seed whose run finished its budget is skipped, an interrupted one (Ctrl-C, a kill,
+a reboot) continues from its latest.pt with --resume, so the same command picks up where it
+stopped.
+
 Order: 01 (world model only), 02, 03, 05, 06 (agents), 04 (visualises the trained agents).
 Full runs write runs/<env>/default-seed<k>/; `python -m dreamer.results` then rewrites
 results/ and the README's results table from them.
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +27,12 @@ SCRIPTS = [
     "04_visualize.py",
 ]
 AGENT_SCRIPTS = SCRIPTS[1:5]
+ENV_IDS = {  # where each agent script's runs go: runs/<env>/default-seed<k>
+    "02_dreamer_cartpole.py": "CartPole-v1",
+    "03_dreamer_pendulum.py": "Pendulum-v1",
+    "05_dreamer_acrobot.py": "Acrobot-v1",
+    "06_dreamer_lunar_lander.py": "LunarLander-v3",
+}
 
 
 def run(cmd: list[str]) -> None:
@@ -29,13 +40,40 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True)
 
 
-def main() -> int:
+def seed_state(logdir: str) -> str:
+    """'done' (the run reached its budget), 'resume' (it has a checkpoint) or 'new'."""
+    try:
+        with open(os.path.join(logdir, "result.json")) as f:
+            result = json.load(f)
+        if (
+            not result.get("interrupted")
+            and result["env_steps"] >= result["config"]["train"]["steps"]
+        ):
+            return "done"
+    except (OSError, ValueError, KeyError):
+        pass  # no result yet, or a damaged one: the checkpoint decides
+    return "resume" if os.path.exists(os.path.join(logdir, "latest.pt")) else "new"
+
+
+def seed_command(path: str, seed: int, logdir: str, extra: list[str]) -> list[str] | None:
+    """The command that finishes `seed` of script `path`, or None when it is done."""
+    state = seed_state(logdir)
+    if state == "done":
+        print(f"skip: {logdir} finished its budget", flush=True)
+        return None
+    cmd = [sys.executable, path, "--seed", str(seed), "--logdir", logdir, *extra]
+    return cmd + ["--resume"] if state == "resume" else cmd
+
+
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="one-minute path of every script")
     p.add_argument("--seeds", type=int, nargs="*", default=[0], help="seeds of the full runs")
     p.add_argument("--only", nargs="*", help="script prefixes to run, e.g. 02 03")
     p.add_argument("--device", default="auto")
-    args = p.parse_args()
+    p.add_argument("--threads", default=None, help="passed to every run (default: auto)")
+    p.add_argument("--runs", default="runs", help="where the runs go (runs/<env>/default-seed<k>)")
+    args = p.parse_args(argv)
     here = os.path.dirname(os.path.abspath(__file__))
     scripts = [s for s in SCRIPTS if os.path.exists(os.path.join(here, s))]
     if args.only:
@@ -46,12 +84,17 @@ def main() -> int:
             if args.quick:
                 run([sys.executable, path, "--quick"])
             elif script in AGENT_SCRIPTS:
+                extra = ["--device", args.device, "--no-progress"]
+                extra += ["--threads", args.threads] if args.threads else []
                 for seed in args.seeds:
-                    run([sys.executable, path, "--seed", str(seed), "--device", args.device])
+                    logdir = os.path.join(args.runs, ENV_IDS[script], f"default-seed{seed}")
+                    cmd = seed_command(path, seed, logdir, extra)
+                    if cmd is not None:
+                        run(cmd)
             else:
                 run([sys.executable, path])
         if not args.quick:
-            run([sys.executable, "-m", "dreamer.results"])
+            run([sys.executable, "-m", "dreamer.results", "--runs", args.runs])
     except subprocess.CalledProcessError as exc:
         print(f"error: {' '.join(exc.cmd)} failed with status {exc.returncode}", file=sys.stderr)
         return 1

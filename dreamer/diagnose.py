@@ -10,8 +10,11 @@ Plays `--episodes` episodes with the sampled policy (as evaluation does) and rep
 - the continue head's probability on states far from an episode's end, on its last steps and
   on the observation that ended it;
 - what replay holds (run checkpoints only): the share of terminal steps, over all of replay and
-  over its newest steps, and for CartPole where the cart was (the share of steps near the edge).
-Used for the collapse study in docs/experiments.md.
+  over its newest steps, the continue head and decoder at every stored terminal step, and for
+  CartPole where the cart was and how well the decoder places it, by distance from the centre.
+`--refit N [--fresh] [--set KEY=VALUE]` instead trains the world model alone on the run's replay
+for N updates and reads the terminal steps again. Used for the collapse study in
+docs/experiments.md.
 """
 
 from __future__ import annotations
@@ -48,7 +51,9 @@ def play(agent: DreamerAgent, env: Any, seed: int) -> dict:
         conts.append(torch.sigmoid(wm.continue_head(latent.feat)).item())
         entropies.append(agent.actor(latent).entropy().item())
         observations.append(np.asarray(obs, np.float32))
-        obs, reward, terminated, truncated, _ = env.step(agent.to_env_action(action)[0].item())
+        env_action = agent.to_env_action(action)[0]
+        env_action = int(env_action) if agent.discrete else env_action
+        obs, reward, terminated, truncated, _ = env.step(env_action)
         rewards.append(float(reward))
         is_first = False
         if terminated or truncated:
@@ -116,7 +121,8 @@ def continue_at_terminals(agent: DreamerAgent, replay: dict, context: int = 32) 
     """The continue head's probability at every stored terminal step, as training sees it: the
     posterior filtered over the `context` steps up to it. CartPole: split by end cause."""
     wm, data, size = agent.world_model, replay["data"], replay["size"]
-    assert size < replay["capacity"], "a wrapped ring buffer: read it in insertion order"
+    if size == replay["capacity"]:  # windows would cross the ring's seam
+        raise ValueError("replay is full (wrapped): terminal windows need it in insertion order")
     out: dict[str, list[float]] = {"cart off track": [], "other terminal": []}
     errors: dict[str, list[np.ndarray]] = {"cart off track": [], "other terminal": []}
     for i in np.flatnonzero(data["is_terminal"][:size]):
@@ -219,7 +225,7 @@ def diagnose(path: str, env_id: str | None, episodes: int, seed: int) -> dict:
     last = [c for r in runs if r["terminated"] for c in r["cont"][-3:]]
     final = [r["final_cont"] for r in runs if r["terminated"]]
     early = slice(0, 50)  # from the start, where G_t of a 500-step episode is nearly exact
-    c_mean = float(np.mean(far))
+    c_mean = _mean_or_none(far)
     report = {
         "checkpoint": path,
         "env": env_id,
@@ -230,7 +236,7 @@ def diagnose(path: str, env_id: str | None, episodes: int, seed: int) -> dict:
             np.mean([discounted_returns(r["reward"], gamma)[early].mean() for r in runs])
         ),
         "value_never_ending_state": 1.0 / (1.0 - gamma),
-        "value_implied_by_cont": 1.0 / (1.0 - gamma * c_mean),
+        "value_implied_by_cont": None if c_mean is None else 1.0 / (1.0 - gamma * c_mean),
         "cont_far_from_end": c_mean,
         "cont_last_3_steps_of_terminated": _mean_or_none(last),
         "cont_at_terminal_obs": _mean_or_none(final),

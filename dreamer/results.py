@@ -30,6 +30,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .config import ConfigError, DreamerConfig, config_from_dict, config_to_dict  # noqa: E402
 from .plotting import read_metrics  # noqa: E402
 
 START, END = "<!-- RESULTS:START -->", "<!-- RESULTS:END -->"
@@ -83,6 +84,7 @@ def summarise_env(env_dir: str, name: str, out_dir: str, partial: bool = False) 
                 "torch": result["torch"],
                 "curve": [[int(step), value] for step, value in evals],
                 "config_sha": config_sha(result["config"]),
+                "recipe": recipe_sha(result["config"]),
             }
         )
     if not seeds:
@@ -121,6 +123,23 @@ def config_sha(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
 
+# A task's own settings, not the learning recipe's: its budget, its threshold, how often and
+# how long it evaluates, logs and checkpoints. Everything else is the recipe.
+TASK_KEYS = ("steps", "threshold", "eval_every", "eval_episodes", "log_every", "checkpoint_every")
+
+
+def recipe_sha(config: dict) -> str:
+    """A short fingerprint of the learning recipe: the config without the train section's
+    TASK_KEYS. Rows of the results table that show one fingerprint learned by the same recipe."""
+    try:  # fields added after the run take their defaults, so its fingerprint stays put
+        config = config_to_dict(config_from_dict(DreamerConfig, config))
+    except ConfigError:
+        pass  # not a full config (a hand-made summary): fingerprint it as it is
+    train = {k: v for k, v in config["train"].items() if k not in TASK_KEYS}
+    config = {**config, "train": train}
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def _with_earlier_seeds(path: str, env_id: str, name: str, seeds: list[dict]) -> list[dict]:
     """`seeds` plus the entries of an existing summary for seeds that runs/ does not hold."""
     if not os.path.exists(path):
@@ -148,8 +167,9 @@ def _with_earlier_seeds(path: str, env_id: str, name: str, seeds: list[dict]) ->
 def table(summaries: list[dict]) -> str:
     lines = [
         "| env | threshold | budget (env steps) | seeds | env steps to threshold (per seed) "
-        "| final eval (per seed) | wall time to threshold (min) | wall time per seed (min) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| final eval (per seed) | wall time to threshold (min) | wall time per seed (min) "
+        "| recipe |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         steps = ", ".join("-" if x["steps_to_threshold"] is None else f"{x['steps_to_threshold']:,}"
@@ -157,12 +177,15 @@ def table(summaries: list[dict]) -> str:
         finals = ", ".join(_final(x) for x in s["seeds"])
         walls = ", ".join(f"{x['wall_time_s'] / 60:.0f}" for x in s["seeds"])
         to_solve = ", ".join(_wall_to_threshold(x) for x in s["seeds"])
+        recipes = ", ".join(dict.fromkeys(x.get("recipe", "?") for x in s["seeds"]))
         lines.append(
             f"| {s['env_id']} | {s['threshold']:g} | {_budget(s['seeds'][0]):,} "
-            f"| {len(s['seeds'])} | {steps} | {finals} | {to_solve} | {walls} |"
+            f"| {len(s['seeds'])} | {steps} | {finals} | {to_solve} | {walls} | {recipes} |"
         )
     if any(x["env_steps"] < _budget(x) for s in summaries for x in s["seeds"]):
         lines.append("\n(stopped at N) = the run was stopped before its budget, at N env steps.")
+    if any("recipe" not in x for s in summaries for x in s["seeds"]):
+        lines.append("\nrecipe ? = not recorded (summarised before it was).")
     if any(_wall_to_threshold(x) == "?" for s in summaries for x in s["seeds"]):
         lines.append("\n? = reached, but the time was not recorded (summarised before it was).")
     return "\n".join(lines)

@@ -2,7 +2,8 @@
 
 import json
 
-from dreamer.results import main, summarise_env
+from dreamer.config import DreamerConfig, apply_recipe, config_to_dict
+from dreamer.results import main, recipe_sha, summarise_env, table
 
 
 def _fake_run(env_dir, seed, final, gamma=0.997, name="default"):
@@ -77,3 +78,24 @@ def test_named_runs_get_their_own_summary_and_readme_table(tmp_path):
     default_table, bf16_table = readme.read_text().split("<!-- RESULTS:bf16:START -->")
     assert "| 30 |" in default_table and "| 25 |" not in default_table
     assert "| 25 |" in bf16_table and "| 30 |" not in bf16_table
+
+
+def test_recipe_fingerprint_ignores_the_task_settings_only():
+    config = DreamerConfig()
+    base = config_to_dict(config)
+    task = config_to_dict(config)
+    task["train"].update(steps=7, threshold=-100.0, eval_every=3, eval_episodes=2)
+    assert recipe_sha(task) == recipe_sha(base)  # another task, the same recipe
+    for key, value in [("train_ratio", 64.0), ("prefill", 5)]:
+        other = config_to_dict(config)
+        other["train"][key] = value
+        assert recipe_sha(other) != recipe_sha(base), key
+    other = config_to_dict(config)
+    other["actor_critic"]["horizon"] = 30
+    assert recipe_sha(other) != recipe_sha(base)
+    assert recipe_sha(config_to_dict(apply_recipe(DreamerConfig(), "2025"))) != recipe_sha(base)
+    # the table shows each row's fingerprint
+    summary = {"env_id": "Fake-v0", "threshold": 1.0, "seeds": [
+        {"seed": 0, "steps_to_threshold": None, "final_eval": 1.0, "env_steps": 7,
+         "budget": 7, "wall_time_s": 60.0, "recipe": recipe_sha(base)}]}  # fmt: skip
+    assert table([summary]).splitlines()[2].endswith(f"| {recipe_sha(base)} |")

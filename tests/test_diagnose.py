@@ -1,0 +1,55 @@
+"""`python -m dreamer.diagnose`: its sums by hand, and the command on a real (tiny) run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import tiny_config
+
+from dreamer.diagnose import discounted_returns, main, replay_report
+from dreamer.train import Trainer
+
+
+def test_discounted_returns_by_hand():
+    # G_2 = 1, G_1 = 1 + 0.5 * 1, G_0 = 1 + 0.5 * 1.5
+    assert discounted_returns(np.ones(3), 0.5).tolist() == [1.75, 1.5, 1.0]
+
+
+def test_replay_report_counts_terminals_and_the_edge():
+    n = 10
+    obs = np.zeros((n, 4), np.float32)
+    obs[[3, 8], 0] = [2.5, -0.1]  # an off-track end and a pole-fall end
+    obs[5, 0] = 1.9
+    terminal = np.zeros(n, bool)
+    terminal[[3, 8]] = True
+    replay = {"data": {"obs": obs, "is_terminal": terminal}, "size": n, "ptr": n, "capacity": 20}
+    report = replay_report(replay, edge=1.6, recent=5)
+    assert report["terminal_share"] == pytest.approx(0.2)
+    assert report["terminal_share_last_5"] == pytest.approx(0.2)  # step 8 of steps 5-9
+    assert report["terminals"] == 2 and report["terminals_cart_off_track"] == 1
+    assert report["terminals_cart_off_track_last_5"] == 0
+    assert report["share_abs_x_over_1.6"] == pytest.approx(0.2)  # steps 3 and 5
+
+
+def test_command_on_a_run_checkpoint(tmp_path, capsys):
+    config = tiny_config()
+    config.train.eval_episodes = 1
+    result = Trainer("CartPole-v1", config, str(tmp_path), progress=False).run()
+    assert result.env_steps == 100
+    path = str(tmp_path / "latest.pt")
+    assert main([path, "--episodes", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["returns"]) == 2 and report["env"] == "CartPole-v1"
+    assert set(report["ends"]) <= {"cart off track", "pole fell", "time limit"}
+    # a random-ish agent ends by the pole; replay holds the 100 steps and their ends
+    # replay holds the 100 steps plus one stored final step per finished episode
+    assert report["replay"]["steps"] >= 100 and report["replay"]["terminals"] >= 1
+    ends = report["replay"]["continue_at_terminals"]
+    assert sum(v["count"] for v in ends.values()) == report["replay"]["terminals"]
+    assert main([path, "--refit", "2", "--set", "world_model.con_scale=2"]) == 0
+    refit = json.loads(capsys.readouterr().out)
+    assert refit["updates"] == 2 and refit["changes"] == {"world_model.con_scale": 2}
+    assert main([str(tmp_path / "missing.pt")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
