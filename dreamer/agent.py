@@ -36,7 +36,7 @@ from .config import (
     validate,
 )
 from .distributed import mean_across_ranks
-from .envs import space_info, spaces_from_info, to_env_action
+from .envs import obs_arrays, space_info, spaces_from_info, to_env_action
 from .networks import Actor, ContinueHead, Critic, Decoder, Encoder, RewardHead, init_weights_
 from .optim import LaProp
 from .rssm import RSSM, State, Trajectory, imagine_rollout
@@ -46,18 +46,24 @@ from .utils import (
     binary_cross_entropy_logits,
     kl_terms,
     lambda_returns,
-    symlog,
 )
+from .vision import MultiDecoder, MultiEncoder, observations_to_torch
 
 CHECKPOINT_FORMAT = "dreamer-agent-v2"
 
 
 class WorldModel(nn.Module):
-    """Encoder, RSSM, decoder, reward and continue heads with their losses."""
+    """Encoder, RSSM, decoder, reward and continue heads with their losses.
+
+    `obs`: the size O of a vector observation (the MLP `Encoder` and `Decoder`), or the
+    {batch key: shape} of images and Dict observations (`vision.MultiEncoder` and
+    `MultiDecoder`). Either way the encoder gives (..., E) and the decoder a loss (...), so the
+    RSSM and the heads never see the difference.
+    """
 
     def __init__(
         self,
-        obs_dim: int,
+        obs: int | dict[str, list[int]],
         action_dim: int,
         config: WorldModelConfig,
         weight_init: str = "official",
@@ -68,10 +74,17 @@ class WorldModel(nn.Module):
         super().__init__()
         c = config
         self.config = c
-        self.encoder = Encoder(obs_dim, c.units, c.layers)
+        self.obs_shapes = None if isinstance(obs, int) else dict(obs)
+        if self.obs_shapes is None:
+            self.encoder: nn.Module = Encoder(obs, c.units, c.layers)
+        else:
+            self.encoder = MultiEncoder(self.obs_shapes, c.units, c.layers, c.cnn)
         self.rssm = RSSM(c.rssm, action_dim, self.encoder.out_dim, discrete_actions)
         feat = self.rssm.feat_dim
-        self.decoder = Decoder(feat, obs_dim, c.units, c.layers)
+        if self.obs_shapes is None:
+            self.decoder: nn.Module = Decoder(feat, obs, c.units, c.layers)
+        else:
+            self.decoder = MultiDecoder(feat, self.obs_shapes, c.units, c.layers, c.cnn)
         head_layers = c.layers if c.head_layers is None else c.head_layers
         self.reward_head = RewardHead(feat, c.units, head_layers, c.num_bins)
         self.continue_head = ContinueHead(feat, c.units, head_layers)
@@ -93,13 +106,13 @@ class WorldModel(nn.Module):
 
     def loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor], State, Tensor]:
         """World-model loss on a (B, T) batch -> (total, per-term means, posteriors, KL)."""
-        obs = batch["obs"]  # (B, T, O)
+        obs = self.observation(batch)  # (B, T, O), or {key: (B, T, H, W, C) or (B, T, N)}
         embed = self.encoder(obs)  # (B, T, E), all steps at once
         states, post, prior = self.rssm.observe(embed, batch["prev_action"], batch["is_first"])
         feat = states.feat  # (B, T, D + G*K)
         losses = {}
-        # L_dec = ||x^_t - symlog(x_t)||^2
-        losses["dec"] = (self.decoder(feat).float() - symlog(obs)).square().sum(-1)
+        # L_dec = ||x^_t - symlog(x_t)||^2 (images: ||x^_t - (x_t / 255 - 0.5)||^2), (B, T)
+        losses["dec"] = self.decoder.loss(feat, obs)
         # L_rew = twohot CE on symlog(r_t)
         losses["rew"] = self.twohot.loss(self.reward_head(feat), batch["reward"])
         # L_con = BCE toward c_t = 1 - terminated_t (times gamma for the discounted target)
@@ -114,6 +127,12 @@ class WorldModel(nn.Module):
         with torch.no_grad():
             kl = (post.exp() * (post - prior)).sum((-2, -1)).mean()
         return total, means, states, kl
+
+    def observation(self, batch: dict[str, Tensor]) -> Tensor | dict[str, Tensor]:
+        """The observation part of a batch: the vector, or the dict of the keys it is made of."""
+        if self.obs_shapes is None:
+            return batch["obs"]
+        return {key: batch[key] for key in self.obs_shapes}
 
 
 class BehaviorLosses(nn.Module):
@@ -147,10 +166,12 @@ class DreamerAgent(nn.Module):
         self.config = config = validate(config or DreamerConfig())
         self.spaces = space_info(observation_space, action_space)
         self.discrete = self.spaces["discrete"]
-        obs_dim, action_dim = self.spaces["obs_dim"], self.spaces["action_dim"]
+        vector = self.spaces["obs_dim"] is not None
+        obs = self.spaces["obs_dim"] if vector else self.spaces["obs_shapes"]  # size, or shapes
+        action_dim = self.spaces["action_dim"]
         ac = config.actor_critic
         self.world_model = WorldModel(
-            obs_dim,
+            obs,
             action_dim,
             config.world_model,
             config.weight_init,
@@ -260,15 +281,21 @@ class DreamerAgent(nn.Module):
     ) -> tuple[Tensor, tuple[State, Tensor]]:
         """action, state = policy(obs, state, is_first): one filtering step, then pi(a|s).
 
-        obs (N, O), is_first (N,). The RSSM step at time t consumes a_{t-1} from `state`,
-        exactly as in training. Returns the model action (one-hot or in [-1, 1]) and the new
-        state; use `to_env_action` for the environment.
+        obs (N, O), an image (N, H, W, C) or a dict of them as the env gives it (one env's
+        observation is N = 1), is_first (N,). The RSSM step at time t consumes a_{t-1} from
+        `state`, exactly as in training. Returns the model action (one-hot or in [-1, 1]) and
+        the new state; use `to_env_action` for the environment.
         """
-        obs = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
-        obs = obs.reshape(-1, self.spaces["obs_dim"])
+        if self.spaces["obs_dim"] is None:
+            obs = observations_to_torch(obs_arrays(obs), self.spaces["obs_shapes"], self.device)
+            batch_size = next(iter(obs.values())).shape[0]
+        else:
+            obs = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
+            obs = obs.reshape(-1, self.spaces["obs_dim"])
+            batch_size = obs.shape[0]
         is_first = torch.as_tensor(np.asarray(is_first), device=self.device).reshape(-1)
         if state is None:
-            state = self.initial_state(obs.shape[0])
+            state = self.initial_state(batch_size)
             is_first = torch.ones_like(is_first, dtype=torch.bool)
         latent, prev_action = state
         wm = self.world_model
@@ -341,9 +368,13 @@ class DreamerAgent(nn.Module):
         return norms, skipped
 
     def batch_to_torch(self, batch: dict[str, np.ndarray]) -> dict[str, Tensor]:
-        return {
-            key: torch.as_tensor(value, device=self.device).float() for key, value in batch.items()
-        }
+        """numpy batch -> float tensors on the device; uint8 images stay uint8 (4x fewer bytes
+        to move; the encoder scales them)."""
+        return {key: self._to_device(value) for key, value in batch.items()}
+
+    def _to_device(self, value: np.ndarray) -> Tensor:
+        tensor = torch.as_tensor(value, device=self.device)
+        return tensor if tensor.dtype == torch.uint8 else tensor.float()
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         """One update of world model, actor and critic on a (B, T) replay batch -> metrics.

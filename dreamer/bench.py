@@ -33,12 +33,13 @@ from .utils import plain_maths
 
 BENCH_START, BENCH_END = "<!-- BENCH:START -->", "<!-- BENCH:END -->"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# preset -> (script file, config function, obs dim, action dim, discrete)
+# preset -> (script file, config function, obs dim or image shape, action dim, discrete)
 SCRIPT_PRESETS = {
     "cartpole": ("02_dreamer_cartpole.py", "cartpole_config", 4, 2, True),
     "pendulum": ("03_dreamer_pendulum.py", "pendulum_config", 3, 1, False),
     "acrobot": ("05_dreamer_acrobot.py", "acrobot_config", 6, 3, True),
     "lunar": ("06_dreamer_lunar_lander.py", "lunar_lander_config", 8, 4, True),
+    "pixels": ("07_dreamer_pixels.py", "pixels_config", (64, 64, 1), 2, True),
 }
 
 
@@ -69,7 +70,7 @@ def cpu_has_amx() -> bool:
         return False
 
 
-def script_config(preset: str) -> tuple[DreamerConfig, int, int, bool]:
+def script_config(preset: str) -> tuple[DreamerConfig, int | tuple, int, bool]:
     path, fn, obs_dim, action_dim, discrete = SCRIPT_PRESETS[preset]
     spec = importlib.util.spec_from_file_location(f"script_{preset}", os.path.join(ROOT, path))
     if spec is None or not os.path.exists(os.path.join(ROOT, path)):
@@ -79,15 +80,21 @@ def script_config(preset: str) -> tuple[DreamerConfig, int, int, bool]:
     return getattr(module, fn)(), obs_dim, action_dim, discrete
 
 
-def spaces(obs_dim: int, action_dim: int, discrete: bool) -> tuple:
+def spaces(obs_dim: int | tuple, action_dim: int, discrete: bool) -> tuple:
+    """Observation and action spaces: a vector of obs_dim, or uint8 images of shape obs_dim."""
     from gymnasium import spaces as s
 
-    obs = s.Box(-np.inf, np.inf, (obs_dim,), np.float32)
+    if isinstance(obs_dim, tuple):
+        obs = s.Box(0, 255, obs_dim, np.uint8)
+    else:
+        obs = s.Box(-np.inf, np.inf, (obs_dim,), np.float32)
     act = s.Discrete(action_dim) if discrete else s.Box(-1.0, 1.0, (action_dim,), np.float32)
     return obs, act
 
 
-def synthetic_batch(config: DreamerConfig, obs_dim: int, action_dim: int, discrete: bool) -> dict:
+def synthetic_batch(
+    config: DreamerConfig, obs_dim: int | tuple, action_dim: int, discrete: bool
+) -> dict:
     rng = np.random.default_rng(0)
     B, T = config.replay.batch_size, config.replay.seq_len
     if discrete:
@@ -96,8 +103,12 @@ def synthetic_batch(config: DreamerConfig, obs_dim: int, action_dim: int, discre
         action = rng.uniform(-1, 1, (B, T, action_dim)).astype(np.float32)
     is_first = np.zeros((B, T), bool)
     is_first[:, 0] = True
+    if isinstance(obs_dim, tuple):  # uint8 frames (B, T, H, W, C)
+        obs = rng.integers(0, 256, (B, T, *obs_dim), dtype=np.uint8)
+    else:
+        obs = rng.normal(size=(B, T, obs_dim)).astype(np.float32)
     return {
-        "obs": rng.normal(size=(B, T, obs_dim)).astype(np.float32),
+        "obs": obs,
         "action": action,
         "prev_action": np.concatenate([np.zeros_like(action[:, :1]), action[:, :-1]], 1),
         "reward": rng.normal(size=(B, T)).astype(np.float32),

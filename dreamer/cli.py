@@ -42,6 +42,10 @@ def quick(config: DreamerConfig) -> DreamerConfig:
             "world_model.units": 64,
             "actor_critic.units": 64,
             "actor_critic.horizon": 8,
+            # images only: 32x32 frames (three conv stages) and the official debug config's
+            # depth 8, so a pixel run stays a minute-long tour on a CPU too
+            "env.image_size": 32,
+            "world_model.cnn.depth": 8,
         },
     )
 
@@ -99,6 +103,13 @@ def build_parser(description: str, env_id: str | None) -> argparse.ArgumentParse
     p.add_argument("--stoch", type=int, help="number of categorical latents G")
     p.add_argument("--classes", type=int, help="classes per latent K")
     p.add_argument("--units", type=int, help="hidden units of every MLP")
+    p.add_argument(
+        "--pixels",
+        action="store_true",
+        help="observe rendered 64x64 frames instead of the env's observation (env.obs)",
+    )
+    p.add_argument("--gray", action="store_true", help="grayscale images (env.color)")
+    p.add_argument("--action-repeat", type=int, help="apply each action N times (env)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seq-len", type=int)
     p.add_argument(
@@ -148,6 +159,9 @@ def apply_args(config: DreamerConfig, args: argparse.Namespace) -> DreamerConfig
             args.units,
             ("world_model.rssm.units", "world_model.units", "actor_critic.units"),
         ),
+        "--pixels": ("pixels" if args.pixels else None, ("env.obs",)),
+        "--gray": ("gray" if args.gray else None, ("env.color",)),
+        "--action-repeat": (args.action_repeat, ("env.action_repeat",)),
         "--batch-size": (args.batch_size, ("replay.batch_size",)),
         "--seq-len": (args.seq_len, ("replay.seq_len",)),
     }

@@ -49,11 +49,29 @@ class KLBalanceConfig:
 
 
 @dataclass
+class CNNConfig:
+    """Image encoder and decoder (paper: "Methods"; the official code's 2023 config).
+
+    Encoder: stride-2 convolutions, each followed by the norm and SiLU, halve the image from
+    `env.image_size` down to `minres` while the channels double from `depth`: 64 -> 32 -> 16 ->
+    8 -> 4 with depth, 2 depth, 4 depth, 8 depth channels. The decoder mirrors it with
+    transposed convolutions (`vision.py`).
+    """
+
+    depth: int = 24  # channels of the first conv; paper XS 24, S 32 (official 2023 'small')
+    kernel: int = 4  # side of every conv kernel, stride 2 (official 2023: 4); must be even
+    minres: int = 4  # the encoder stops halving at this side (official 2023: 4)
+    # 'layer': LayerNorm over the channels of each pixel, then SiLU (official 2023 'layer')
+    norm: Literal["layer", "none"] = "layer"
+
+
+@dataclass
 class WorldModelConfig:
     """Encoder, decoder, reward and continue heads, and the world-model optimiser."""
 
     rssm: RSSMConfig = field(default_factory=RSSMConfig)
     kl: KLBalanceConfig = field(default_factory=KLBalanceConfig)
+    cnn: CNNConfig = field(default_factory=CNNConfig)  # used only for image observations
     units: int = 256  # hidden units of encoder, decoder and heads
     layers: int = 2  # hidden layers of each MLP
     num_bins: int = 255  # twohot bins for the reward head
@@ -137,6 +155,19 @@ class TrainConfig:
 
 
 @dataclass
+class EnvConfig:
+    """How observations reach the agent: the env's own, or rendered frames (`wrappers.py`)."""
+
+    # 'env': the env's observation as it is; 'pixels': frames of env.render() (rgb_array)
+    # instead, so the agent never sees the state vector.
+    obs: Literal["env", "pixels"] = "env"
+    image_size: int = 64  # every image observation is resized to this square side (paper: 64)
+    color: Literal["rgb", "gray"] = "rgb"  # 'gray': one luminance channel (official Atari option)
+    # each agent action is applied this many times, rewards summed (official: Atari 4, DMC 2)
+    action_repeat: int = 1
+
+
+@dataclass
 class DreamerConfig:
     """Everything one run needs. Scripts override only what differs per environment."""
 
@@ -144,6 +175,7 @@ class DreamerConfig:
     actor_critic: ActorCriticConfig = field(default_factory=ActorCriticConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
     # Weight init of every Linear: 'official' = the 2023 code's (variance 1 / mean(fan_in,
     # fan_out), truncated normal for hidden and uniform for output layers, zero biases);
     # 'torch' = PyTorch's default.
@@ -210,6 +242,9 @@ LIMITS: dict[str, str] = {
     "world_model.kl.dyn_weight": "[0, inf)",
     "world_model.kl.rep_weight": "[0, inf)",
     "world_model.kl.free_bits": "[0, inf)",
+    "world_model.cnn.depth": "[1, inf)",
+    "world_model.cnn.kernel": "[2, inf)",  # even: a stride-2 conv then halves the side exactly
+    "world_model.cnn.minres": "[1, inf)",
     "world_model.units": "[1, inf)",
     "world_model.layers": "[1, inf)",
     "world_model.num_bins": "[2, inf)",  # twohot needs two neighbouring bins
@@ -244,6 +279,8 @@ LIMITS: dict[str, str] = {
     "replay.capacity": "[2, inf)",
     "replay.batch_size": "[1, inf)",
     "replay.seq_len": "[2, inf)",  # one step has no transition for the dynamics to learn
+    "env.image_size": "[2, inf)",
+    "env.action_repeat": "[1, inf)",
     "train.steps": "[1, inf)",
     "train.prefill": "[0, inf)",
     "train.train_ratio": "(0, inf)",
@@ -351,6 +388,15 @@ def _cross_field_errors(c: DreamerConfig) -> list[str]:
         errors.append(
             "world_model.cont_target 'discounted' needs actor_critic.imag_cont 'prob' (the "
             "head's output is the discount itself)"
+        )
+    cnn, size = c.world_model.cnn, c.env.image_size
+    if cnn.kernel % 2:
+        errors.append(f"world_model.cnn.kernel ({cnn.kernel}) must be even")
+    stages = math.log2(size / cnn.minres)  # stride-2 convs from image_size down to minres
+    if size <= cnn.minres or not stages.is_integer():
+        errors.append(
+            f"env.image_size ({size}) must be world_model.cnn.minres ({cnn.minres}) times a "
+            "power of two >= 2"
         )
     if ac.retnorm_low >= ac.retnorm_high:
         errors.append(

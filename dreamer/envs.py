@@ -10,6 +10,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .config import EnvConfig
+from .wrappers import make_atari, wrap_env
+
 # What each observation dimension is, for plot labels (gymnasium's documented layouts).
 OBS_NAMES = {
     "CartPole-v1": ["cart position (m)", "cart velocity", "pole angle (rad)", "pole velocity"],
@@ -35,29 +38,56 @@ def space_info(observation_space: Any, action_space: Any) -> dict:
     """Validate gymnasium spaces -> sizes and bounds; unsupported spaces get a one-line error.
 
     Returns obs_dim, action_dim, discrete, and the Box action bounds low/high (None if discrete).
+    A vector observation (1-D Box) gives obs_dim; images and Dict observations give obs_dim None
+    and `obs_shapes`, {batch key: shape} as `obs_arrays` names the keys.
     """
+    return {**_observation_info(observation_space), **_action_info(action_space)}
+
+
+def _observation_info(space: Any) -> dict:
     from gymnasium import spaces
 
-    if not isinstance(observation_space, spaces.Box):
-        raise ValueError(
-            f"unsupported observation space {type(observation_space).__name__}: "
-            "dreamer supports flat Box (vector) observations"
-        )
-    if len(observation_space.shape) != 1:
-        raise ValueError(
-            f"unsupported observation shape {observation_space.shape}: dreamer supports "
-            "vector observations (1-D Box); images are not supported yet"
-        )
-    obs_dim = int(observation_space.shape[0])
+    if isinstance(space, spaces.Box) and len(space.shape) == 1:
+        return {"obs_dim": int(space.shape[0])}  # the vector path, as it always was
+    if isinstance(space, spaces.Box):
+        return {"obs_dim": None, "obs_shapes": {"obs": _checked_shape(space, "")}}
+    if isinstance(space, spaces.Dict) and len(space.spaces) > 0:
+        shapes = {}
+        for name, sub in space.spaces.items():
+            if not isinstance(sub, spaces.Box):
+                raise ValueError(
+                    f"unsupported observation space Dict with key '{name}' of type "
+                    f"{type(sub).__name__}: Dict keys must be Box vectors or uint8 images"
+                )
+            shapes[f"obs/{name}"] = _checked_shape(sub, f" of key '{name}'")
+        return {"obs_dim": None, "obs_shapes": shapes}
+    raise ValueError(
+        f"unsupported observation space {type(space).__name__}: dreamer supports Box (a vector "
+        "or a uint8 (H, W, C) image) and Dict of those"
+    )
+
+
+def _checked_shape(box: Any, where: str) -> list[int]:
+    """A Box's shape if it is a vector (N,) or a uint8 image (H, W, C), else a one-line error."""
+    shape = tuple(int(n) for n in box.shape)
+    if len(shape) == 1 or (len(shape) == 3 and box.dtype == np.uint8):
+        return list(shape)
+    raise ValueError(
+        f"unsupported observation shape {shape}{where} ({box.dtype}): dreamer supports vectors "
+        "(N,) and uint8 images (H, W, C); --pixels renders frames instead"
+    )
+
+
+def _action_info(action_space: Any) -> dict:
+    from gymnasium import spaces
+
     if isinstance(action_space, spaces.Discrete):
-        n = int(action_space.n)
-        return {"obs_dim": obs_dim, "action_dim": n, "discrete": True, "low": None, "high": None}
+        return {"action_dim": int(action_space.n), "discrete": True, "low": None, "high": None}
     if isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
         low, high = action_space.low.astype(np.float64), action_space.high.astype(np.float64)
         if not (np.isfinite(low).all() and np.isfinite(high).all()):
             raise ValueError("unsupported Box action space with infinite bounds")
         return {
-            "obs_dim": obs_dim,
             "action_dim": int(action_space.shape[0]),
             "discrete": False,
             "low": low.tolist(),
@@ -72,22 +102,55 @@ def space_info(observation_space: Any, action_space: Any) -> dict:
 def spaces_from_info(info: dict) -> tuple[Any, Any]:
     """`space_info` output (as stored in checkpoints) -> gymnasium (observation, action) spaces.
 
-    Observation bounds are not stored and come back as (-inf, inf): the agent needs only shapes.
+    Vector bounds are not stored and come back as (-inf, inf): the agent needs only shapes.
     """
     from gymnasium import spaces
 
-    observation_space = spaces.Box(-np.inf, np.inf, (info["obs_dim"],), np.float32)
+    def box(shape: list[int]) -> Any:
+        if len(shape) == 3:
+            return spaces.Box(0, 255, tuple(shape), np.uint8)
+        return spaces.Box(-np.inf, np.inf, tuple(shape), np.float32)
+
+    if info["obs_dim"] is not None:
+        observation_space = box([info["obs_dim"]])
+    elif list(info["obs_shapes"]) == ["obs"]:
+        observation_space = box(info["obs_shapes"]["obs"])
+    else:
+        observation_space = spaces.Dict(
+            {key.removeprefix("obs/"): box(shape) for key, shape in info["obs_shapes"].items()}
+        )
     if info["discrete"]:
         return observation_space, spaces.Discrete(info["action_dim"])
     low, high = np.asarray(info["low"]), np.asarray(info["high"])  # float64: the stored values
     return observation_space, spaces.Box(low, high, (info["action_dim"],), np.float64)
 
 
+def obs_arrays(obs: Any) -> dict[str, np.ndarray]:
+    """An env observation -> {batch key: array}: 'obs' for a Box, 'obs/<name>' per Dict key
+    (the names replay stores and `space_info`'s `obs_shapes` use)."""
+    if isinstance(obs, dict):
+        return {f"obs/{name}": np.asarray(value) for name, value in obs.items()}
+    return {"obs": np.asarray(obs)}
+
+
+def stack_obs(observations: list) -> Any:
+    """Observations of N envs -> one batch: (N, ...) arrays, key by key for Dict observations."""
+    if isinstance(observations[0], dict):
+        return {key: np.stack([o[key] for o in observations]) for key in observations[0]}
+    return np.stack(observations)
+
+
 EnvSource = str | Callable[[], Any]  # a gymnasium id, or a zero-argument factory of envs
 
 
-def make_env(env: EnvSource, seed: int | None = None, render_mode: str | None = None) -> Any:
-    """A fresh env from a gymnasium id or a factory, with one-line errors for bad input.
+def make_env(
+    env: EnvSource,
+    seed: int | None = None,
+    render_mode: str | None = None,
+    config: EnvConfig | None = None,
+) -> Any:
+    """A fresh env from a gymnasium id or a factory, with one-line errors for bad input, wrapped
+    as `config` says (`wrappers.wrap_env`: rendered frames, resize, grayscale, action repeat).
 
     An id is 'CartPole-v1' or gymnasium's 'my_package.envs:MyEnv-v0' (import the module, which
     registers the id). A factory is called with no arguments, e.g. the env class itself; it
@@ -95,6 +158,9 @@ def make_env(env: EnvSource, seed: int | None = None, render_mode: str | None = 
     """
     import gymnasium as gym
 
+    config = config or EnvConfig()
+    if config.obs == "pixels":
+        render_mode = "rgb_array"  # the frames are the observation
     if isinstance(env, str):
         env = _make_from_id(env, render_mode)
     elif isinstance(env, gym.Env):
@@ -111,6 +177,7 @@ def make_env(env: EnvSource, seed: int | None = None, render_mode: str | None = 
             raise TypeError(
                 f"env factory {name} returned type {type(env).__name__}, not a gymnasium Env"
             )
+    env = wrap_env(env, config)
     space_info(env.observation_space, env.action_space)  # raises for unsupported spaces
     if seed is not None:
         env.action_space.seed(seed)
@@ -140,6 +207,8 @@ def _make_from_id(env_id: str, render_mode: str | None) -> Any:
                 "installed, or in the current folder?"
             ) from None
     try:
+        if env_id.startswith("ALE/"):
+            return make_atari(env_id, render_mode)
         return gym.make(env_id, render_mode=render_mode)
     except gym.error.Error as exc:
         hint = f"; does '{module}' call gymnasium.register('{name}', ...)?" if sep else ""

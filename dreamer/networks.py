@@ -68,29 +68,37 @@ class MLP(nn.Sequential):
         return self
 
 
-def init_weights_(module: nn.Module, scheme: str = "official") -> nn.Module:
-    """Initialise every Linear of `module` in place; 'torch' keeps PyTorch's default.
+WEIGHTED = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)  # the layers `init_weights_` sets
 
-    'official' (the 2023 official code), with fan = mean(fan_in, fan_out) and zero biases:
+
+def init_weights_(module: nn.Module, scheme: str = "official") -> nn.Module:
+    """Initialise every Linear and conv of `module` in place; 'torch' keeps PyTorch's default.
+
+    'official' (the 2023 official code), with fan = mean(fan_in, fan_out) and zero biases (a
+    conv's fans are channels times kernel pixels):
       hidden layers  W ~ TruncNormal(0, s, -2 s, 2 s), s = sqrt(1 / fan) / 0.8796 (the
                      truncation's std correction), so Var[W] = 1 / fan;
-      output layers  W ~ Uniform(-sqrt(3 / fan), sqrt(3 / fan)), the same variance (`MLP` and
-                     the RSSM mark them `output_layer`); a layer marked `out_splits = n` holds n
-                     outputs side by side (the continuous actor's mean and std) and each part
-                     gets its own fan. Layers zeroed by `MLP.zero_output` stay zero.
+      output layers  W ~ Uniform(-sqrt(3 / fan), sqrt(3 / fan)), the same variance (`MLP`,
+                     the RSSM and `vision.ConvDecoder` mark them `output_layer`); a layer
+                     marked `out_splits = n` holds n outputs side by side (the continuous
+                     actor's mean and std) and each part gets its own fan. Layers zeroed by
+                     `MLP.zero_output` stay zero.
     """
     if scheme == "torch":
         return module
     if scheme != "official":
         raise ValueError(f"weight_init must be 'official' or 'torch', not {scheme!r}")
     for layer in module.modules():
-        if not isinstance(layer, nn.Linear) or getattr(layer, "zero_init", False):
+        if not isinstance(layer, WEIGHTED) or getattr(layer, "zero_init", False):
             continue
         parts = layer.weight.chunk(getattr(layer, "out_splits", 1), dim=0)
         with torch.no_grad():
             for weight in parts:
-                fan_out, fan_in = weight.shape
-                variance = 2.0 / (fan_in + fan_out)
+                # a conv's fans count its kernel pixels too (ConvTranspose2d stores (in, out, k,
+                # k): swapped, and only their sum matters); 1 pixel for a Linear
+                fan_out, fan_in = weight.shape[:2]
+                pixels = weight[0, 0].numel()
+                variance = 2.0 / ((fan_in + fan_out) * pixels)
                 if getattr(layer, "output_layer", False):
                     limit = math.sqrt(3.0 * variance)
                     weight.uniform_(-limit, limit)
@@ -123,6 +131,10 @@ class Decoder(nn.Module):
 
     def forward(self, feat: Tensor | State) -> Tensor:
         return self.net(feat)
+
+    def loss(self, feat: Tensor | State, obs: Tensor) -> Tensor:
+        """L_dec = ||x^_t - symlog(x_t)||^2, (...) (summed over the O dims)."""
+        return (self(feat).float() - symlog(obs)).square().sum(-1)
 
 
 class RewardHead(nn.Module):

@@ -1,7 +1,9 @@
 """Sequence replay: a FIFO ring buffer of per-step arrays (paper: batches of 16 x 64 steps).
 
 Each stored step t holds
-    obs          x_t, the observation
+    obs          x_t, the observation: a vector as float32; images stay uint8 (a 64x64x3 frame
+                 is 12,288 bytes, 4x less than float32); a Dict observation is stored key by
+                 key as 'obs/<name>' (`envs.obs_arrays`)
     action       a_t, the action taken *after* seeing x_t (zeros on the last step)
     reward       r_t, the reward received on arriving at x_t (0 on the first step)
     is_first     x_t starts an episode
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .envs import obs_arrays
+
 
 class SequenceReplayBuffer:
     """Ring buffer with O(1) insertion; `sample(B)` returns (B, T, ...) numpy arrays."""
@@ -31,10 +35,11 @@ class SequenceReplayBuffer:
         self._size = 0  # steps stored
         self.total_added = 0  # steps ever added
 
-    def _allocate(self, obs: np.ndarray, action: np.ndarray) -> None:
+    def _allocate(self, obs: dict[str, np.ndarray], action: np.ndarray) -> None:
+        # np.zeros reserves the ring without touching it: memory is used as steps arrive
         cap = self.capacity
-        self._data = {
-            "obs": np.zeros((cap, *np.shape(obs)), np.float32),
+        self._data = {key: np.zeros((cap, *x.shape), _storage_dtype(x)) for key, x in obs.items()}
+        self._data |= {
             "action": np.zeros((cap, *np.shape(action)), np.float32),
             "reward": np.zeros(cap, np.float32),
             "is_first": np.zeros(cap, bool),
@@ -47,19 +52,22 @@ class SequenceReplayBuffer:
 
     def add(
         self,
-        obs: np.ndarray,
+        obs: np.ndarray | dict[str, np.ndarray],
         action: np.ndarray,
         reward: float,
         is_first: bool,
         is_terminal: bool,
         is_last: bool = False,
     ) -> None:
-        """Append one step, overwriting the oldest when full (O(1))."""
+        """Append one step, overwriting the oldest when full (O(1)). `obs` is the env's
+        observation: an array, or a dict for Dict observations."""
+        obs = obs_arrays(obs)
         if self._data is None:
-            self._allocate(np.asarray(obs), np.asarray(action))
+            self._allocate(obs, np.asarray(action))
         i = self._ptr
         d = self._data
-        d["obs"][i] = obs
+        for key, value in obs.items():
+            d[key][i] = value
         d["action"][i] = action
         d["reward"][i] = reward
         d["is_first"][i] = is_first
@@ -90,9 +98,16 @@ class SequenceReplayBuffer:
         batch["prev_action"] = prev * valid[..., None]
         return batch
 
+    def bytes_per_step(self) -> int:
+        """Bytes one stored step takes (all keys), once allocated."""
+        return sum(value[0].nbytes for value in self._data.values()) if self._data else 0
+
     def state_dict(self) -> dict:
+        """The stored steps only, not the empty rest of the ring: a checkpoint of 10k frames in
+        a 1M-step buffer holds 10k frames. (Until full, the steps fill slots 0..size-1.)"""
+        data = self._data and {key: value[: self._size] for key, value in self._data.items()}
         return {
-            "data": self._data,
+            "data": data,
             "ptr": self._ptr,
             "size": self._size,
             "total_added": self.total_added,
@@ -103,5 +118,16 @@ class SequenceReplayBuffer:
     def load_state_dict(self, state: dict) -> None:
         if state["capacity"] != self.capacity:
             raise ValueError("replay capacity differs from the checkpoint's")
-        self._data, self._ptr, self._size = state["data"], state["ptr"], state["size"]
+        self._ptr, self._size = state["ptr"], state["size"]
+        self._data = None
+        if state["data"] is not None:  # back into a full-capacity ring (older files hold one)
+            self._data = {}
+            for key, value in state["data"].items():
+                self._data[key] = np.zeros((self.capacity, *value.shape[1:]), value.dtype)
+                self._data[key][: self._size] = value[: self._size]
         self.total_added = state["total_added"]
+
+
+def _storage_dtype(value: np.ndarray) -> type:
+    """uint8 for images (H, W, C), float32 for everything else (vectors of any dtype)."""
+    return np.uint8 if value.dtype == np.uint8 and value.ndim == 3 else np.float32

@@ -45,6 +45,7 @@ from .envs import (
     random_model_action,
     resolve_device,
     set_seed,
+    stack_obs,
     to_env_action,
 )
 from .logger import MetricsLogger, progress_bar
@@ -85,13 +86,13 @@ def evaluate_policy(
 ) -> tuple[float, float]:
     """Mean and std return of `episodes` fresh episodes (seeds base_seed + i), acting in one
     batch; `explore` samples the policy (both official versions), else takes its mode."""
-    envs = [make_env(env) for _ in range(episodes)]
-    obs = np.stack([e.reset(seed=base_seed + i)[0] for i, e in enumerate(envs)])
+    envs = [make_env(env, config=agent.config.env) for _ in range(episodes)]
+    obs = [e.reset(seed=base_seed + i)[0] for i, e in enumerate(envs)]
     returns = np.zeros(episodes)
     active = np.ones(episodes, bool)
     state, is_first = None, np.ones(episodes, bool)
     while active.any():
-        action, state = agent.policy(obs, state, is_first, explore=explore)
+        action, state = agent.policy(stack_obs(obs), state, is_first, explore=explore)
         env_actions = agent.to_env_action(action)
         for i, e in enumerate(envs):
             if not active[i]:
@@ -146,7 +147,8 @@ class Trainer:
         # each rank's own random streams and episodes; rank 0 (and a plain run) use `seed`
         self.worker_seed = seed + 7919 * (self.rank.rank if self.rank else 0)
         set_seed(self.worker_seed)
-        self.env_source, self.env = env, make_env(env, self.worker_seed)
+        self.env_source = env
+        self.env = make_env(env, self.worker_seed, config=config.env)
         self.env_id = env_name(env, self.env)  # names the run in checkpoints and plots
         self.agent = DreamerAgent(
             self.env.observation_space,

@@ -183,10 +183,12 @@ def test_reward_head_and_critic_start_at_zero(cartpole):
 @pytest.mark.parametrize(
     "obs_space, act_space, name",
     [
-        (spaces.Dict({"x": spaces.Box(-1, 1, (3,))}), spaces.Discrete(2), "Dict"),
+        (spaces.Dict({"x": spaces.Discrete(3)}), spaces.Discrete(2), "key 'x' of type Discrete"),
         (spaces.Tuple((spaces.Discrete(3), spaces.Discrete(2))), spaces.Discrete(2), "Tuple"),
         (spaces.Text(8), spaces.Discrete(2), "Text"),
-        (spaces.Box(0, 255, (64, 64, 3), np.uint8), spaces.Discrete(2), r"\(64, 64, 3\)"),
+        (spaces.Box(0, 1, (64, 64, 3), np.float32), spaces.Discrete(2), r"\(64, 64, 3\)"),
+        (spaces.Box(0, 255, (64, 64), np.uint8), spaces.Discrete(2), r"\(64, 64\)"),
+        (spaces.Box(-1, 1, (4,)), spaces.MultiBinary(3), "MultiBinary"),
         (spaces.Box(-1, 1, (4,)), spaces.MultiDiscrete([2, 3]), "MultiDiscrete"),
         (spaces.Box(-1, 1, (4,)), spaces.Box(-np.inf, np.inf, (2,)), "infinite"),
     ],
