@@ -419,5 +419,6 @@ class Trainer:
         info = self._run_info()
         if self.tuner is not None:
             info["thread_tuner"] = self.tuner.summary()
-        self._write_json("result.json", {**result.__dict__, **info})
+        if self.is_main:  # one writer: two ranks renaming one temp file race
+            self._write_json("result.json", {**result.__dict__, **info})
         return result
