@@ -81,6 +81,8 @@ def load_agent(path: str) -> tuple[dict, DreamerConfig, str | None]:
     if not isinstance(state, dict) or "config" not in state:
         raise ValueError(f"{path} is not a dreamer checkpoint")
     config = config_from_dict(DreamerConfig, state["config"])
+    if state.get("spaces", {}).get("obs_dim", 0) is None:  # image or Dict observations
+        raise ValueError(f"{path} sees images: 04_visualize.py reads vector observations only")
     return state, config, env_id
 
 

@@ -363,3 +363,22 @@ def test_image_env_quick_runs(env_id, tmp_path):
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "run" / "result.json").exists()
+
+
+def test_visualize_refuses_an_image_checkpoint_in_one_line(tmp_path):
+    """04_visualize.py reads vector observations only: an image agent's checkpoint is a clean
+    error, not a traceback from the decoder."""
+    import subprocess
+    import sys
+
+    from dreamer.config import DreamerConfig, config_to_dict
+
+    path = tmp_path / "image-agent.pt"
+    torch.save({"config": config_to_dict(DreamerConfig()), "spaces": {"obs_dim": None}}, path)
+    script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "04_visualize.py")
+    out = subprocess.run([sys.executable, script, "--checkpoint", str(path)],
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [
+        f"error: {path} sees images: 04_visualize.py reads vector observations only"
+    ]
