@@ -209,12 +209,18 @@ def _make_from_id(env_id: str, render_mode: str | None) -> Any:
     try:
         if env_id.startswith("ALE/"):
             return make_atari(env_id, render_mode)
-        return gym.make(env_id, render_mode=render_mode)
+        # render_mode only when frames are wanted: an env whose constructor has no such
+        # argument is still usable from its vector observation
+        return gym.make(env_id, **({"render_mode": render_mode} if render_mode else {}))
     except gym.error.Error as exc:
         hint = f"; does '{module}' call gymnasium.register('{name}', ...)?" if sep else ""
         raise ValueError(f"cannot make environment '{env_id}': {exc}{hint}") from None
     except ImportError as exc:  # e.g. Box2D missing for LunarLander
         raise ValueError(f"environment '{env_id}' needs an extra package: {exc}") from None
+    except TypeError as exc:  # its constructor takes no render_mode (--pixels needs frames)
+        raise ValueError(
+            f"cannot make environment '{env_id}' with render_mode={render_mode!r}: {exc}"
+        ) from None
 
 
 def random_model_action(action_space: Any, rng: np.random.Generator) -> np.ndarray:

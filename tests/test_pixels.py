@@ -382,3 +382,19 @@ def test_visualize_refuses_an_image_checkpoint_in_one_line(tmp_path):
     assert out.stderr.strip().splitlines() == [
         f"error: {path} sees images: 04_visualize.py reads vector observations only"
     ]
+
+
+def test_an_env_that_takes_no_render_mode_is_a_one_line_error():
+    from dreamer.envs import make_env
+
+    class NoRender(gym.Env):
+        observation_space = spaces.Box(-1, 1, (2,), np.float32)
+        action_space = spaces.Discrete(2)
+
+        def __init__(self):  # no render_mode argument
+            super().__init__()
+
+    gym.register("NoRenderTest-v0", entry_point=NoRender)
+    with pytest.raises(ValueError, match="NoRenderTest-v0.*render_mode='rgb_array'"):
+        make_env("NoRenderTest-v0", render_mode="rgb_array")
+    make_env("NoRenderTest-v0")  # without frames it is a fine env
