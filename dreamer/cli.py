@@ -220,12 +220,21 @@ def console_main() -> None:
     sys.exit(main())
 
 
+def run_name(config: DreamerConfig, quick: bool) -> str:
+    """The default run directory's name, runs/<env>/<name>-seed<k>: 'default' or 'quick', and
+    'pixels' / 'pixels-quick' from frames, so the env's vector run is never overwritten."""
+    name = "quick" if quick else "default"
+    if config.env.obs == "pixels":
+        name = "pixels" if name == "default" else "pixels-quick"
+    return name
+
+
 def _run(args: argparse.Namespace, config: DreamerConfig) -> int:
     from . import distributed
     from .train import Trainer
 
     config = apply_args(config, args)
-    name = "quick" if args.quick else "default"
+    name = run_name(config, args.quick)
     logdir = args.logdir or os.path.join("runs", args.env, f"{name}-seed{args.seed}")
     if args.resume and not os.path.exists(os.path.join(logdir, "latest.pt")):
         raise FileNotFoundError(f"nothing to resume: {logdir}/latest.pt does not exist")

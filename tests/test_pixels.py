@@ -398,3 +398,12 @@ def test_an_env_that_takes_no_render_mode_is_a_one_line_error():
     with pytest.raises(ValueError, match="NoRenderTest-v0.*render_mode='rgb_array'"):
         make_env("NoRenderTest-v0", render_mode="rgb_array")
     make_env("NoRenderTest-v0")  # without frames it is a fine env
+
+
+def test_a_pixel_run_has_its_own_default_directory():
+    from dreamer.cli import run_name
+
+    config = tiny_config()
+    assert (run_name(config, False), run_name(config, True)) == ("default", "quick")
+    config.env.obs = "pixels"  # 07 or --pixels: not runs/CartPole-v1/default-seed0 of 02
+    assert (run_name(config, False), run_name(config, True)) == ("pixels", "pixels-quick")
