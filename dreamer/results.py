@@ -129,15 +129,28 @@ TASK_KEYS = ("steps", "threshold", "eval_every", "eval_episodes", "log_every", "
 
 
 def recipe_sha(config: dict) -> str:
-    """A short fingerprint of the learning recipe: the config without the train section's
-    TASK_KEYS. Rows of the results table that show one fingerprint learned by the same recipe."""
-    try:  # fields added after the run take their defaults, so its fingerprint stays put
+    """A short fingerprint of the learning recipe: the fields that differ from DreamerConfig's
+    defaults, less the train section's TASK_KEYS. Rows of the results table that show one
+    fingerprint learned by the same recipe; a field added later (at its default) changes none."""
+    try:  # fields the run did not know take their defaults
         config = config_to_dict(config_from_dict(DreamerConfig, config))
     except ConfigError:
         pass  # not a full config (a hand-made summary): fingerprint it as it is
-    train = {k: v for k, v in config["train"].items() if k not in TASK_KEYS}
-    config = {**config, "train": train}
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    defaults = _flat(config_to_dict(DreamerConfig()))
+    task = {f"train.{key}" for key in TASK_KEYS}
+    recipe = {k: v for k, v in _flat(config).items() if k not in task and defaults.get(k) != v}
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    """{'a': {'b': 1}} -> {'a.b': 1}."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
 
 
 def _with_earlier_seeds(path: str, env_id: str, name: str, seeds: list[dict]) -> list[dict]:

@@ -99,3 +99,12 @@ def test_recipe_fingerprint_ignores_the_task_settings_only():
         {"seed": 0, "steps_to_threshold": None, "final_eval": 1.0, "env_steps": 7,
          "budget": 7, "wall_time_s": 60.0, "recipe": recipe_sha(base)}]}  # fmt: skip
     assert table([summary]).splitlines()[2].endswith(f"| {recipe_sha(base)} |")
+
+
+def test_recipe_fingerprint_survives_new_fields_at_their_defaults():
+    config = config_to_dict(DreamerConfig())
+    config["actor_critic"]["horizon"] = 30
+    older = {**config, "actor_critic": dict(config["actor_critic"])}
+    del older["actor_critic"]["actor_outscale"]  # a run from before the field existed
+    del older["twohot"]
+    assert recipe_sha(older) == recipe_sha(config)
