@@ -116,6 +116,18 @@ def replay_report(replay: dict, edge: float | None, recent: int = 5_000) -> dict
     return out
 
 
+def _filter_windows(wm: Any, data: dict, index: np.ndarray) -> tuple[torch.Tensor, Any]:
+    """Posterior states over the replayed windows `index` (W, T), each filtered from the initial
+    state as a replayed batch is: (obs (W, T, O), states)."""
+    obs = torch.as_tensor(data["obs"][index])
+    action = torch.as_tensor(data["action"][index])
+    first = torch.as_tensor(data["is_first"][index]).float()
+    first[:, 0] = 1.0  # a window starts from the initial state, mid-episode or not
+    prev = torch.cat([torch.zeros_like(action[:, :1]), action[:, :-1]], 1)  # a_{t-1}
+    states, _, _ = wm.rssm.observe(wm.encoder(obs), prev * (1.0 - first[..., None]), first)
+    return obs, states
+
+
 @torch.no_grad()
 def continue_at_terminals(agent: DreamerAgent, replay: dict, context: int = 32) -> dict:
     """The continue head's probability at every stored terminal step, as training sees it: the
@@ -126,14 +138,7 @@ def continue_at_terminals(agent: DreamerAgent, replay: dict, context: int = 32) 
     out: dict[str, list[float]] = {"cart off track": [], "other terminal": []}
     errors: dict[str, list[np.ndarray]] = {"cart off track": [], "other terminal": []}
     for i in np.flatnonzero(data["is_terminal"][:size]):
-        window = slice(max(0, i - context + 1), i + 1)
-        obs = torch.as_tensor(data["obs"][window])[None]  # (1, T, O)
-        action = torch.as_tensor(data["action"][window])
-        prev = torch.cat([torch.zeros_like(action[:1]), action[:-1]])[None]  # a_{t-1}
-        first = torch.as_tensor(data["is_first"][window]).float()[None]
-        first[:, 0] = 1.0  # the window starts from the initial state, as a replayed batch does
-        prev = prev * (1.0 - first[..., None])
-        states, _, _ = wm.rssm.observe(wm.encoder(obs), prev, first)
+        obs, states = _filter_windows(wm, data, np.arange(max(0, i - context + 1), i + 1)[None])
         cont = torch.sigmoid(wm.continue_head(states.feat[:, -1])).item()
         decoded = symexp(wm.decoder(states.feat[:, -1]))[0]  # (O,) the model's x_t
         off_track = obs.shape[-1] == 4 and abs(float(obs[0, -1, 0])) > 2.4  # CartPole's bound
@@ -158,13 +163,7 @@ def decoder_error_by_abs_x(agent: DreamerAgent, replay: dict, windows: int = 300
     wm, data, T = agent.world_model, replay["data"], agent.config.replay.seq_len
     rng = np.random.default_rng(0)
     starts = rng.integers(0, replay["size"] - T, windows)
-    index = starts[:, None] + np.arange(T)  # (W, T)
-    obs = torch.as_tensor(data["obs"][index])  # (W, T, 4)
-    action = torch.as_tensor(data["action"][index])
-    first = torch.as_tensor(data["is_first"][index]).float()
-    first[:, 0] = 1.0
-    prev = torch.cat([torch.zeros_like(action[:, :1]), action[:, :-1]], 1) * (1 - first[..., None])
-    states, _, _ = wm.rssm.observe(wm.encoder(obs), prev, first)
+    obs, states = _filter_windows(wm, data, starts[:, None] + np.arange(T))  # (W, T, 4)
     error = (symexp(wm.decoder(states.feat))[..., 0] - obs[..., 0]).abs().flatten().numpy()
     x = obs[..., 0].abs().flatten().numpy()
     edges = [0.0, 1.0, 2.0, 2.2, 2.4, 3.0]
