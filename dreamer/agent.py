@@ -29,6 +29,7 @@ from .config import (
     REPLAY_GRAD_NEEDS_REINFORCE,
     ConfigError,
     DreamerConfig,
+    ReplayConfig,
     WorldModelConfig,
     config_diff,
     config_from_dict,
@@ -52,6 +53,16 @@ from .vision import MultiDecoder, MultiEncoder, observations_to_torch
 CHECKPOINT_FORMAT = "dreamer-agent-v2"
 
 
+def priority_terms(replay: ReplayConfig) -> tuple[str, ...]:
+    """The world-model loss terms whose per-step sum is a step's replay priority: none for
+    uniform replay; 'model' the official signal (decoder and both KL terms), 'world' all five."""
+    if replay.priority_frac == 0:
+        return ()
+    if replay.priority_signal == "model":
+        return ("dec", "dyn", "rep")
+    return ("dec", "rew", "con", "dyn", "rep")
+
+
 class WorldModel(nn.Module):
     """Encoder, RSSM, decoder, reward and continue heads with their losses.
 
@@ -70,10 +81,13 @@ class WorldModel(nn.Module):
         discrete_actions: bool = False,
         twohot: str = "symlog",
         gamma: float = 0.997,
+        priority_terms: tuple[str, ...] = (),
     ):
         super().__init__()
         c = config
         self.config = c
+        # per-step losses summed into each step's replay priority (none: replay is uniform)
+        self.priority_terms = priority_terms
         self.obs_shapes = None if isinstance(obs, int) else dict(obs)
         if self.obs_shapes is None:
             self.encoder: nn.Module = Encoder(obs, c.units, c.layers)
@@ -105,7 +119,11 @@ class WorldModel(nn.Module):
         return self.loss(batch)  # what DistributedDataParallel calls
 
     def loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor], State, Tensor]:
-        """World-model loss on a (B, T) batch -> (total, per-term means, posteriors, KL)."""
+        """World-model loss on a (B, T) batch -> (total, per-term means, posteriors, KL).
+
+        With `priority_terms` the means also hold 'priority': the sum of those terms per step,
+        (B, T) without gradient, each step's new replay priority.
+        """
         obs = self.observation(batch)  # (B, T, O), or {key: (B, T, H, W, C) or (B, T, N)}
         embed = self.encoder(obs)  # (B, T, E), all steps at once
         states, post, prior = self.rssm.observe(embed, batch["prev_action"], batch["is_first"])
@@ -124,6 +142,8 @@ class WorldModel(nn.Module):
         assert losses.keys() == self.scales.keys(), "every loss needs a scale"
         means = {key: value.mean() for key, value in losses.items()}
         total = sum(self.scales[key] * value for key, value in means.items())
+        if self.priority_terms:  # official 'model' signal: the unscaled dec + dyn + rep
+            means["priority"] = sum(losses[key] for key in self.priority_terms).detach()
         with torch.no_grad():
             kl = (post.exp() * (post - prior)).sum((-2, -1)).mean()
         return total, means, states, kl
@@ -178,6 +198,7 @@ class DreamerAgent(nn.Module):
             self.discrete,
             config.twohot,
             ac.gamma,
+            priority_terms(config.replay),
         )
         feat = self.world_model.rssm.feat_dim
         self.actor = Actor(
@@ -214,6 +235,7 @@ class DreamerAgent(nn.Module):
         self.actor_opt = self._adam(self.actor.parameters(), ac.actor_lr, ac.eps)
         self.critic_opt = self._adam(self.critic.parameters(), ac.critic_lr, ac.eps)
         self.updates = 0
+        self.last_priority: np.ndarray | None = None  # (B, T) of the last update, if prioritized
         self.skipped_updates = 0  # updates whose loss or gradient was not finite
         self._act_state: tuple[State, Tensor] | None = None
         # The loss functions `train_step` calls: the eager methods, or compiled (`--compile`).
@@ -369,8 +391,8 @@ class DreamerAgent(nn.Module):
 
     def batch_to_torch(self, batch: dict[str, np.ndarray]) -> dict[str, Tensor]:
         """numpy batch -> float tensors on the device; uint8 images stay uint8 (4x fewer bytes
-        to move; the encoder scales them)."""
-        return {key: self._to_device(value) for key, value in batch.items()}
+        to move; the encoder scales them). `step_id` names replay steps; it is not data."""
+        return {key: self._to_device(value) for key, value in batch.items() if key != "step_id"}
 
     def _to_device(self, value: np.ndarray) -> Tensor:
         tensor = torch.as_tensor(value, device=self.device)
@@ -385,6 +407,9 @@ class DreamerAgent(nn.Module):
         if isinstance(next(iter(batch.values())), np.ndarray):
             batch = self.batch_to_torch(batch)
         metrics = self.graphed_update(batch) if self.cuda_graph else self.update(batch)
+        metrics = dict(metrics)  # a CUDA graph's recorded dict stays whole
+        priority = metrics.pop("priority", None)  # (B, T), with prioritized replay
+        self.last_priority = None if priority is None else priority.float().cpu().numpy()
         keys = list(metrics)
         values = torch.stack([metrics[k].detach().float() for k in keys]).tolist()  # one sync
         result = dict(zip(keys, values, strict=True))
@@ -404,8 +429,11 @@ class DreamerAgent(nn.Module):
         """
         with self.autocast():
             wm_loss, wm_losses, posts, kl = self.world_model_loss_fn(batch)
+        wm_losses = dict(wm_losses)
+        priority = wm_losses.pop("priority", None)  # (B, T) new replay priorities, if any
+        extra = {} if priority is None else {"priority": priority}
         if self.config.actor_critic.replay_critic_grad:
-            return self.joint_update(batch, wm_loss, wm_losses, posts, kl)
+            return {**self.joint_update(batch, wm_loss, wm_losses, posts, kl), **extra}
         (wm_norm,), wm_skipped = self.step_optimizers(
             [(self.wm_opt, wm_loss, self.config.world_model.grad_clip)]
         )
@@ -413,7 +441,7 @@ class DreamerAgent(nn.Module):
         metrics.update({"kl": kl, "grad_norm/world_model": wm_norm})
         # a non-finite world model would poison the actor and critic too: skip them with it
         ac_metrics, ac_skipped = self.train_actor_critic(posts.detach(), batch, wm_skipped)
-        return {**metrics, **ac_metrics, "skipped": wm_skipped | ac_skipped}
+        return {**metrics, **ac_metrics, "skipped": wm_skipped | ac_skipped, **extra}
 
     def joint_update(
         self,

@@ -135,6 +135,16 @@ class ReplayConfig:
     capacity: int = 1_000_000  # FIFO ring buffer size in steps
     batch_size: int = 16  # B
     seq_len: int = 64  # T
+    # Prioritized replay, the official code's `replay.fracs.priority` and `replay.prio` (0 in
+    # every official preset; its 2024 code fed it the world model's loss): the share of windows
+    # drawn in proportion to their steps' priorities instead of uniformly (`replay_buffer.py`).
+    priority_frac: float = 0.0
+    # which per-step losses give a step's priority: 'model' = dec + dyn + rep (official), 'world'
+    # = every world-model term, reward and continue included
+    priority_signal: Literal["model", "world"] = "model"
+    priority_exponent: float = 0.8  # p = loss ** exponent (official)
+    # window score = maxfrac max(p) + (1 - maxfrac) mean(p) over its steps (official)
+    priority_maxfrac: float = 0.5
 
 
 @dataclass
@@ -279,6 +289,9 @@ LIMITS: dict[str, str] = {
     "replay.capacity": "[2, inf)",
     "replay.batch_size": "[1, inf)",
     "replay.seq_len": "[2, inf)",  # one step has no transition for the dynamics to learn
+    "replay.priority_frac": "[0, 1]",
+    "replay.priority_exponent": "[0, inf)",
+    "replay.priority_maxfrac": "[0, 1]",
     "env.image_size": "[2, inf)",
     "env.action_repeat": "[1, inf)",
     "train.steps": "[1, inf)",

@@ -193,9 +193,11 @@ def refit_world_model(
     torch.manual_seed(seed)
     losses = []
     for _ in range(updates):
-        batch = agent.batch_to_torch(replay.sample(config.replay.batch_size, rng))
-        loss, parts, _, _ = agent.world_model.loss(batch)
+        sample = replay.sample(config.replay.batch_size, rng, config.replay)
+        loss, parts, _, _ = agent.world_model.loss(agent.batch_to_torch(sample))
         agent.step_optimizers([(agent.wm_opt, loss, config.world_model.grad_clip)])
+        if "priority" in parts:  # prioritized replay, as in training
+            replay.prioritize(sample["step_id"], parts["priority"].float().numpy())
         losses.append(parts["con"].item())
     return {
         "changes": changes,

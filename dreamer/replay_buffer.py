@@ -14,12 +14,20 @@ Samples are contiguous windows of `seq_len` steps in insertion order; a window m
 boundaries, and there `is_first` is set, so the RSSM resets its state and the previous action.
 Short episodes (CartPole's first ones last 10-30 steps) are therefore used whole, with no padding
 and no mask. `prev_action` is returned for convenience: a_{t-1}, zero where is_first.
+
+Prioritized replay (off by default, as in every official preset): each step keeps a priority,
+the training loss it last had (infinite until first trained on, so new steps are drawn first);
+a window's score mixes the max and the mean of its steps' priorities, and a `priority_frac`
+share of each batch is drawn in proportion to those scores, the rest uniformly. A drawn window's
+priorities drop to 0 until its training loss comes back through `prioritize`. Every sample
+carries `step_id`, each step's insertion count, which names it for `prioritize`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .config import ReplayConfig
 from .envs import obs_arrays
 
 
@@ -31,6 +39,7 @@ class SequenceReplayBuffer:
             raise ValueError(f"replay capacity {capacity} is smaller than seq_len {seq_len}")
         self.capacity, self.seq_len = int(capacity), int(seq_len)
         self._data: dict[str, np.ndarray] | None = None
+        self._priority = np.full(self.capacity, np.inf)  # per step, by array index
         self._ptr = 0  # next write position
         self._size = 0  # steps stored
         self.total_added = 0  # steps ever added
@@ -73,6 +82,7 @@ class SequenceReplayBuffer:
         d["is_first"][i] = is_first
         d["is_terminal"][i] = is_terminal
         d["is_last"][i] = is_last or is_terminal
+        self._priority[i] = np.inf  # not trained on yet
         self._ptr = (i + 1) % self.capacity
         self._size = min(self._size + 1, self.capacity)
         self.total_added += 1
@@ -82,12 +92,24 @@ class SequenceReplayBuffer:
         oldest = self._ptr if self._size == self.capacity else 0
         return (oldest + logical) % self.capacity
 
-    def sample(self, batch_size: int, rng: np.random.Generator | None = None) -> dict:
-        """B windows of T consecutive steps: dict of (B, T, ...) arrays, plus `prev_action`."""
+    def sample(
+        self,
+        batch_size: int,
+        rng: np.random.Generator | None = None,
+        priority: ReplayConfig | None = None,
+    ) -> dict:
+        """B windows of T consecutive steps: dict of (B, T, ...) arrays, plus `prev_action` and
+        `step_id`. With `priority` (the replay config), its `priority_frac` share of them is
+        drawn by priority."""
         if self._size < self.seq_len:
             raise ValueError(f"replay holds {self._size} steps, fewer than seq_len {self.seq_len}")
         rng = rng if rng is not None else np.random.default_rng()
-        starts = rng.integers(0, self._size - self.seq_len + 1, size=batch_size)
+        num_starts = self._size - self.seq_len + 1
+        starts = rng.integers(0, num_starts, size=batch_size)
+        if priority is not None and priority.priority_frac > 0:
+            # each window is drawn by priority with probability frac (official: a mixture)
+            by_priority = rng.random(batch_size) < priority.priority_frac
+            starts[by_priority] = self._priority_starts(int(by_priority.sum()), rng, priority)
         logical = starts[:, None] + np.arange(self.seq_len)[None]  # (B, T)
         index = self._physical(logical)
         batch = {key: value[index] for key, value in self._data.items()}
@@ -96,7 +118,40 @@ class SequenceReplayBuffer:
         prev = self._data["action"][prev_index]
         valid = (logical > 0) & ~batch["is_first"]
         batch["prev_action"] = prev * valid[..., None]
+        batch["step_id"] = self._oldest_id() + logical  # (B, T) insertion counts
         return batch
+
+    def _oldest_id(self) -> int:
+        return self.total_added - self._size
+
+    def _priority_starts(
+        self, count: int, rng: np.random.Generator, priority: ReplayConfig
+    ) -> np.ndarray:
+        """`count` window starts drawn in proportion to their scores; then zero their steps'
+        priorities (official `zero_on_sample`) until training reports their losses."""
+        if count == 0:
+            return np.zeros(0, int)
+        stored = self._priority[self._physical(np.arange(self._size))]  # oldest first
+        steps = stored**priority.priority_exponent
+        score = window_scores(steps, self.seq_len, priority.priority_maxfrac)  # (num_starts,)
+        unseen = np.isinf(score)
+        if unseen.any():  # windows with untrained steps first, uniformly among them
+            probs = unseen / unseen.sum()
+        elif score.sum() > 0:
+            probs = score / score.sum()
+        else:
+            probs = np.full(len(score), 1.0 / len(score))
+        starts = rng.choice(len(score), size=count, p=probs)
+        logical = starts[:, None] + np.arange(self.seq_len)[None]
+        self._priority[self._physical(logical)] = 0.0
+        return starts
+
+    def prioritize(self, step_ids: np.ndarray, priorities: np.ndarray) -> None:
+        """Set the priorities of stored steps (by `step_id`) to their latest losses; steps
+        overwritten since they were sampled, and non-finite losses, are ignored."""
+        step_ids, priorities = np.ravel(step_ids), np.ravel(priorities)
+        keep = (step_ids >= self._oldest_id()) & np.isfinite(priorities)
+        self._priority[step_ids[keep] % self.capacity] = priorities[keep]
 
     def bytes_per_step(self) -> int:
         """Bytes one stored step takes (all keys), once allocated."""
@@ -111,6 +166,7 @@ class SequenceReplayBuffer:
             "ptr": self._ptr,
             "size": self._size,
             "total_added": self.total_added,
+            "priority": self._priority[: self._size].copy(),
             "capacity": self.capacity,
             "seq_len": self.seq_len,
         }
@@ -126,6 +182,32 @@ class SequenceReplayBuffer:
                 self._data[key] = np.zeros((self.capacity, *value.shape[1:]), value.dtype)
                 self._data[key][: self._size] = value[: self._size]
         self.total_added = state["total_added"]
+        self._priority = np.full(self.capacity, np.inf)  # older checkpoints: all untrained
+        if "priority" in state:
+            self._priority[: self._size] = state["priority"]
+
+
+def window_max(values: np.ndarray, length: int) -> np.ndarray:
+    """max(values[i : i + length]) for every i, in O(n log length): maxima over windows of
+    1, 2, 4, ... steps, then two overlapping power-of-two windows cover any length.
+    (The plain version, `sliding_window_view(values, length).max(-1)`, is pinned equal in
+    tests/test_replay.py; it costs n * length.)"""
+    span, maxima = 1, values
+    while 2 * span <= length:
+        maxima = np.maximum(maxima[:-span], maxima[span:])  # windows of 2 * span
+        span *= 2
+    return np.maximum(maxima[: len(values) - length + 1], maxima[length - span :])
+
+
+def window_scores(steps: np.ndarray, length: int, maxfrac: float) -> np.ndarray:
+    """Score of each window of `length` steps: maxfrac * max + (1 - maxfrac) * mean of the
+    steps' (exponentiated) priorities; inf where a step is untrained (inf)."""
+    infinite = np.isinf(steps)
+    cumsum = np.concatenate([[0.0], np.cumsum(np.where(infinite, 0.0, steps))])
+    mean = (cumsum[length:] - cumsum[:-length]) / length
+    score = maxfrac * window_max(steps, length) + (1 - maxfrac) * mean
+    count = np.concatenate([[0], np.cumsum(infinite)])
+    return np.where(count[length:] - count[:-length] > 0, np.inf, score)
 
 
 def _storage_dtype(value: np.ndarray) -> type:

@@ -245,12 +245,18 @@ class Trainer:
     def _train(self, pending: list[dict]) -> None:
         self.update_debt += self._updates_per_step()
         while self.update_debt >= 1.0:
-            batch = self.replay.sample(self.config.replay.batch_size, self.rng)
+            r = self.config.replay
+            batch = self.replay.sample(r.batch_size, self.rng, r)
+            step_ids = batch.pop("step_id")
+            terminal_share = float(batch["is_terminal"].mean())
             skipped_before = self.agent.skipped_updates
             if self.tuner is not None:
-                pending.append(self.tuner.run(self.agent.train_step, batch))
+                metrics = self.tuner.run(self.agent.train_step, batch)
             else:
-                pending.append(self.agent.train_step(batch))
+                metrics = self.agent.train_step(batch)
+            if self.agent.last_priority is not None:  # the steps' new losses rank them
+                self.replay.prioritize(step_ids, self.agent.last_priority)
+            pending.append({**metrics, "replay/terminal_share": terminal_share})
             self.update_debt -= 1.0
             if self.agent.skipped_updates > skipped_before:
                 self.consecutive_skips += 1

@@ -312,6 +312,35 @@ def test_continue_target_ignores_truncation(config, cartpole_batch):
     assert losses["con"].item() > 20.0 / 8 - 0.1  # one of 8 steps costs ~20 nats
 
 
+@pytest.mark.parametrize(
+    ("signal", "terms"),
+    [("model", ["dec", "dyn", "rep"]), ("world", ["dec", "rew", "con", "dyn", "rep"])],
+)
+def test_replay_priority_is_the_per_step_sum_of_its_loss_terms(
+    config, cartpole_batch, signal, terms
+):
+    config.replay.priority_frac, config.replay.priority_signal = 0.5, signal
+    agent = DreamerAgent(*_spaces("CartPole-v1"), config)
+    batch = agent.batch_to_torch(cartpole_batch)
+    _, means, _, _ = agent.world_model.loss(batch)
+    priority = means.pop("priority")
+    assert priority.shape == batch["reward"].shape and not priority.requires_grad  # (B, T)
+    # the mean over steps of a per-step sum is the sum of the terms' means
+    torch.testing.assert_close(priority.mean(), sum(means[k] for k in terms).detach())
+    agent.train_step(cartpole_batch)
+    assert agent.last_priority.shape == batch["reward"].shape
+    assert (
+        np.isfinite(agent.last_priority).all() and (agent.last_priority >= 2.0).all()
+    )  # 2 free nats
+
+
+def test_uniform_replay_computes_no_priority(cartpole, cartpole_batch):
+    _, means, _, _ = cartpole.world_model.loss(cartpole.batch_to_torch(cartpole_batch))
+    assert "priority" not in means
+    cartpole.train_step(cartpole_batch)
+    assert cartpole.last_priority is None
+
+
 # -- persistence -------------------------------------------------------------------------------
 
 
@@ -452,3 +481,22 @@ def test_evaluate_command_reads_both_rules_from_a_run_checkpoint(tmp_path, capsy
     assert [x["policy"] for x in lines] == ["sample", "mode"]
     assert all(x["env"] == "CartPole-v1" and x["mean"] >= 8 for x in lines)  # CartPole >= 8 steps
     assert evaluate_main(["--checkpoint", str(tmp_path / "missing.pt")]) == 2
+
+
+def test_training_loop_feeds_losses_back_as_replay_priorities(tmp_path):
+    from dreamer.plotting import read_metrics
+    from dreamer.train import Trainer
+
+    config = tiny_config()
+    config.replay.priority_frac = 0.5
+    config.train.steps, config.train.eval_every, config.train.log_every = 60, 1000, 20
+    config.train.train_ratio = 32  # one update per env step at B*T = 32
+    trainer = Trainer("CartPole-v1", config, str(tmp_path), progress=False)
+    trainer.run()
+    stored = trainer.replay._priority[: len(trainer.replay)]
+    trained = np.isfinite(stored) & (stored > 0)
+    # every update reports its B*T losses back: most stored steps now rank by a real loss
+    assert trained.mean() > 0.5 and (stored[trained] >= 2.0).all()  # dyn + rep >= 2 free nats
+    rows = read_metrics(trainer.metrics_path)
+    shares = [r["replay/terminal_share"] for r in rows if r.get("replay/terminal_share") != ""]
+    assert shares and all(0.0 <= float(s) <= 1.0 for s in shares)

@@ -126,3 +126,94 @@ def test_actions_stay_with_their_step_and_state_dict_roundtrip():
     again = other.sample(64, np.random.default_rng(3))
     assert all(np.array_equal(batch[key], again[key]) for key in batch)
     assert len(other) == 20 and other.total_added == 25
+
+
+# -- prioritized replay (official `Prioritized` selector, off by default) -----------------------
+
+
+def _prio_config(frac: float = 1.0, exponent: float = 1.0, maxfrac: float = 0.5):
+    from dreamer.config import ReplayConfig
+
+    return ReplayConfig(priority_frac=frac, priority_exponent=exponent, priority_maxfrac=maxfrac)
+
+
+def _vector_buffer(steps: int, capacity: int = 100, seq_len: int = 4) -> SequenceReplayBuffer:
+    buf = SequenceReplayBuffer(capacity, seq_len)
+    for g in range(steps):
+        buf.add(np.array([g], np.float32), np.zeros(1, np.float32), 0.0, g == 0, False)
+    return buf
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 4, 5, 7, 8, 9, 16, 31, 64])
+def test_window_max_equals_the_sliding_window_max(length):
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from dreamer.replay_buffer import window_max
+
+    values = np.random.default_rng(length).normal(size=100)
+    expected = sliding_window_view(values, length).max(-1)
+    np.testing.assert_array_equal(window_max(values, length), expected)
+
+
+def test_window_scores_by_hand():
+    from dreamer.replay_buffer import window_scores
+
+    steps = np.array([1.0, 3.0, 2.0, 0.0, np.inf, 4.0])
+    # windows of 2: maxfrac 0.25 -> 0.25 max + 0.75 mean
+    # [1,3]: 0.75 + 1.5 = 2.25; [3,2]: 0.75 + 1.875 = 2.625; [2,0]: 0.5 + 0.75 = 1.25; inf; inf
+    scores = window_scores(steps, 2, 0.25)
+    np.testing.assert_allclose(scores, [2.25, 2.625, 1.25, np.inf, np.inf])
+
+
+def test_uniform_sampling_is_unchanged_by_the_priority_machinery():
+    # priority_frac 0 draws the starts exactly as before: one rng.integers call
+    buf = _vector_buffer(50)
+    batch = buf.sample(8, np.random.default_rng(3), _prio_config(frac=0.0))
+    starts = np.random.default_rng(3).integers(0, 47, size=8)
+    np.testing.assert_array_equal(batch["obs"][:, 0, 0], starts)
+    np.testing.assert_array_equal(batch["step_id"], batch["obs"][..., 0])  # ids = insertion count
+
+
+def test_untrained_steps_are_drawn_first_then_zeroed():
+    buf = _vector_buffer(20, seq_len=4)
+    buf.prioritize(np.arange(16), np.ones(16))  # steps 16-19 never trained: inf
+    batch = buf.sample(1, np.random.default_rng(0), _prio_config())
+    assert batch["step_id"][0, -1] >= 16  # the window holds an untrained step
+    # zero on sample: the window's steps are at 0 until their losses come back
+    ids = batch["step_id"][0]
+    np.testing.assert_array_equal(buf._priority[ids % buf.capacity], 0.0)
+
+
+def test_windows_are_drawn_in_proportion_to_their_scores():
+    # 10 steps, windows of 2 (9 starts); only step 5 has priority 3, the rest 1
+    buf = _vector_buffer(10, seq_len=2)
+    prio = np.ones(10)
+    prio[5] = 3.0
+    config = _prio_config(maxfrac=0.5)
+    counts = np.zeros(9)
+    rng = np.random.default_rng(0)
+    for _ in range(20_000):
+        buf.prioritize(np.arange(10), prio)  # undo the zeroing of the last draw
+        counts[buf.sample(1, rng, config)["step_id"][0, 0]] += 1
+    # windows [4,5] and [5,6]: 0.5 * 3 + 0.5 * 2 = 2.5; the other 7: 1
+    expected = np.where(np.isin(np.arange(9), [4, 5]), 2.5, 1.0)
+    np.testing.assert_allclose(counts / counts.sum(), expected / expected.sum(), atol=0.01)
+
+
+def test_prioritize_ignores_overwritten_steps_and_non_finite_losses():
+    buf = _vector_buffer(10, capacity=8, seq_len=2)  # steps 0, 1 overwritten by 8, 9
+    buf.prioritize(np.array([0, 1, 2, 9]), np.array([5.0, 5.0, np.nan, 7.0]))
+    assert buf._priority[8 % 8] == np.inf and buf._priority[9 % 8] == 7.0  # step 8 untouched
+    assert buf._priority[2] == np.inf  # NaN kept out
+
+
+def test_priorities_survive_a_state_dict_roundtrip():
+    buf = _vector_buffer(30, capacity=20)
+    buf.prioritize(np.arange(10, 30), np.arange(20.0))
+    copy = SequenceReplayBuffer(20, 4)
+    copy.load_state_dict(buf.state_dict())
+    np.testing.assert_array_equal(copy._priority, buf._priority)
+    old = buf.state_dict()
+    del old["priority"]  # a checkpoint from before prioritized replay: all untrained
+    copy.load_state_dict(old)
+    assert np.isinf(copy._priority).all()
