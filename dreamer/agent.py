@@ -38,7 +38,16 @@ from .config import (
 )
 from .distributed import mean_across_ranks
 from .envs import obs_arrays, space_info, spaces_from_info, to_env_action
-from .networks import Actor, ContinueHead, Critic, Decoder, Encoder, RewardHead, init_weights_
+from .networks import (
+    Actor,
+    ContinueHead,
+    Critic,
+    Decoder,
+    Encoder,
+    RewardHead,
+    add_hidden_biases_,
+    init_weights_,
+)
 from .optim import LaProp
 from .rssm import RSSM, State, Trajectory, imagine_rollout
 from .utils import (
@@ -209,6 +218,9 @@ class DreamerAgent(nn.Module):
         init_weights_(self.critic, config.weight_init)
         with torch.no_grad():  # 2025 code: the actor starts near uniform (outscale 0.01)
             self.actor.net[-1].weight.mul_(ac.actor_outscale)
+        if config.hidden_bias:  # zero at first: the same function, a new parameter each
+            for module in (self.world_model, self.actor, self.critic):
+                add_hidden_biases_(module)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.retnorm = PercentileNormalizer(ac.retnorm_decay, ac.retnorm_low, ac.retnorm_high)
         self.value_twohot = TwohotEncoder(ac.num_bins, spacing=config.twohot)

@@ -194,6 +194,10 @@ class DreamerConfig:
     # LaProp (`optim.py`, eps 1e-20) with adaptive gradient clipping instead of the global clip,
     # and a linear learning-rate warm-up from 0.
     optimizer: Literal["adam", "laprop"] = "adam"
+    # A bias in every hidden Linear of the MLPs (encoder, decoder, heads, actor, critic) before
+    # its norm: current official code. 2023: none, so the encoder's first layer is blind to the
+    # scale of its input vector (networks.MLP.add_hidden_biases). The RSSM's layers keep none.
+    hidden_bias: bool = False
     agc: float = 0.3  # laprop: each tensor's gradient norm at most agc * its norm
     warmup: int = 1_000  # laprop: updates of the linear warm-up (0: none)
     # Twohot bins of the reward head and critic: 'symlog' = uniform in symlog space (paper,
@@ -204,6 +208,7 @@ class DreamerConfig:
 # The learning recipe of the official current code (the 2025 paper), by dotted key. Sizes,
 # the env-step budget and evaluation are not part of a recipe: they stay the script's.
 RECIPE_2025: dict[str, Any] = {
+    "hidden_bias": True,
     "optimizer": "laprop",  # one LaProp (per-parameter: one per module at one rate is the same)
     "agc": 0.3,
     "warmup": 1_000,

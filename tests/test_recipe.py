@@ -184,3 +184,41 @@ def test_an_old_checkpoint_without_the_new_fields_loads(tmp_path):
     assert all(
         torch.equal(a, b) for a, b in zip(fresh.parameters(), agent.parameters(), strict=True)
     )
+
+
+def test_a_bias_free_first_layer_sees_only_its_inputs_direction():
+    """2023's hidden layers have no bias before the LayerNorm: LN(W k x) = LN(W x) for k > 0
+    (up to the norm's eps), so the encoder cannot tell a cart at 1.2 m from one at 2.4 m when
+    the other inputs are scaled alike. A bias breaks the symmetry."""
+    from dreamer.networks import MLP
+
+    torch.manual_seed(0)
+    mlp = MLP(4, 64, 1)
+    x = torch.tensor([[1.2, 0.1, 0.05, -0.1]])
+    torch.testing.assert_close(mlp(x), mlp(2 * x), atol=0.02, rtol=0)
+    mlp.add_hidden_biases()
+    torch.testing.assert_close(mlp(x), mlp(2 * x), atol=0.02, rtol=0)  # zero bias: same function
+    with torch.no_grad():
+        mlp[0].bias.normal_()
+    assert (mlp(x) - mlp(2 * x)).abs().max() > 0.1
+
+
+def test_hidden_biases_are_trained_and_keep_the_function_at_first(cartpole_batch):
+    config = tiny_config()
+    torch.manual_seed(1)
+    plain = DreamerAgent(*_spaces("CartPole-v1"), config)
+    config.hidden_bias = True
+    torch.manual_seed(1)
+    biased = DreamerAgent(*_spaces("CartPole-v1"), config)
+    batch = plain.batch_to_torch(cartpole_batch)
+    torch.manual_seed(2)
+    loss_plain = plain.world_model.loss(batch)[0]
+    torch.manual_seed(2)
+    loss_biased = biased.world_model.loss(batch)[0]
+    torch.testing.assert_close(loss_biased, loss_plain)  # zero biases change nothing yet
+    first = biased.world_model.encoder.net[0]
+    assert first.bias is not None and plain.world_model.encoder.net[0].bias is None
+    assert any(p is first.bias for group in biased.wm_opt.param_groups for p in group["params"])
+    assert biased.actor.net[0].bias is not None and biased.slow_critic.net[0].bias is not None
+    biased.train_step(cartpole_batch)
+    assert first.bias.abs().max() > 0  # it learns
