@@ -179,7 +179,8 @@ def refit_world_model(
 ) -> dict:
     """Train the world model of run checkpoint `path` alone, on its own replay, for `updates`
     more updates with config `changes` (loss weights, sizes with `fresh`); then
-    `continue_at_terminals`. Isolates whether the continue head *can* learn the rare ends.
+    `continue_at_terminals` and `decoder_error_by_abs_x`. Isolates whether the continue head
+    *can* learn the rare ends.
     `fresh`: start from new weights instead of the checkpoint's."""
     state = load_checkpoint_file(path)
     config = config_from_dict(DreamerConfig, state["agent"]["config"])
@@ -205,6 +206,7 @@ def refit_world_model(
         "fresh": fresh,
         "con_loss_last_100": float(np.mean(losses[-100:])),
         "terminals": continue_at_terminals(agent, state["replay"]),
+        "decoder_x_error_by_abs_x": decoder_error_by_abs_x(agent, state["replay"]),
     }
 
 
