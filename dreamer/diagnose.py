@@ -113,6 +113,11 @@ def replay_report(replay: dict, edge: float | None, recent: int = 5_000) -> dict
         out[f"terminals_cart_off_track_last_{recent}"] = int(off_track[-recent:].sum())
         out[f"share_abs_x_over_{edge}"] = float((x > edge).mean())
         out[f"share_abs_x_over_{edge}_last_{recent}"] = float((x[-recent:] > edge).mean())
+        # a continue head that cannot place the cart closer than ~0.2 sees these as one region:
+        # the share of ends among them is what its loss asks it to predict there
+        near = x >= 2.2
+        out["states_abs_x_from_2.2"] = int(near.sum())
+        out["end_share_abs_x_from_2.2"] = float(terminal[near].mean()) if near.any() else None
     return out
 
 

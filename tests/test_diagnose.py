@@ -31,6 +31,7 @@ def test_replay_report_counts_terminals_and_the_edge():
     assert report["terminals"] == 2 and report["terminals_cart_off_track"] == 1
     assert report["terminals_cart_off_track_last_5"] == 0
     assert report["share_abs_x_over_1.6"] == pytest.approx(0.2)  # steps 3 and 5
+    assert report["states_abs_x_from_2.2"] == 1 and report["end_share_abs_x_from_2.2"] == 1.0
 
 
 def test_command_on_a_run_checkpoint(tmp_path, capsys):
