@@ -350,6 +350,29 @@ class Trainer:
         self.episode = {"obs": obs, "reward": 0.0, "is_first": True, "state": None, "return": 0.0}
         return self.episode
 
+    def start_episodes(self) -> None:
+        """Before collecting: start the N > 1 envs, or the single env's episode if none runs."""
+        if self.num_envs > 1:
+            self._start_vector_env()
+        elif self.episode is None:
+            self._reset_episode()
+
+    def collect(self) -> int:
+        """One step of every env (random actions until `train.prefill` steps are stored, then
+        the policy's); returns the env steps it took: 1, or N for a vector step."""
+        before = self.env_step
+        if self.num_envs == 1:
+            self._collect()
+        else:
+            self._collect_vector()
+        return self.env_step - before
+
+    def close_envs(self) -> None:
+        """Stop the env subprocesses of N > 1 envs (a later `start_episodes` starts new ones)."""
+        if self.vector_env is not None:
+            self.vector_env.close()
+            self.vector_env = None
+
     def _collect(self) -> None:
         """One step of the single env: act, store the step, end and restart the episode."""
         ep = self.episode
@@ -464,18 +487,10 @@ class Trainer:
         }
         bar = progress_bar(tc.steps, self.env_step, self.progress)
         pending: list[dict] = []
-        if self.num_envs > 1:
-            self._start_vector_env()
-        elif self.episode is None:
-            self._reset_episode()
+        self.start_episodes()
         try:
             while self.env_step < tc.steps and not self._stop_requested():
-                before = self.env_step
-                if self.num_envs == 1:
-                    self._collect()
-                else:
-                    self._collect_vector()
-                new = self.env_step - before  # 1, or N for a vector step
+                new = self.collect()  # 1, or N for a vector step
                 if self._ready_to_train():
                     self._train(pending, new)
                 eval_result = None
@@ -500,9 +515,7 @@ class Trainer:
                 )
         finally:
             bar.close()
-            if self.vector_env is not None:
-                self.vector_env.close()
-                self.vector_env = None
+            self.close_envs()
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
         self.save_latest()

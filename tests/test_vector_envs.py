@@ -2,6 +2,7 @@
 episode bookkeeping, resume, pixels in subprocesses, the N = 1 path unchanged, the flag."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -308,3 +309,15 @@ def test_ctrl_c_stops_a_vector_run_and_saves_it(tmp_path):
     assert proc.returncode == 0, err[-2000:]
     assert "SIGINT" in out and "--resume" in out
     assert (logdir / "latest.pt").exists()
+
+
+def test_bench_collect_times_env_steps(capsys):
+    """`python -m dreamer.bench --collect --envs N`: the loop's own collection step, timed."""
+    from dreamer import bench
+
+    assert bench.main(["--collect", "--preset", "cartpole", "--envs", "2", "--collect-steps",
+                       "40", "--threads", "1"]) == 0  # fmt: skip
+    line = json.loads(capsys.readouterr().out)
+    assert line["envs"] == 2 and line["env_steps"] == 40 and line["env_steps_per_s"] > 0
+    assert bench.main(["--collect", "--preset", "xs"]) == 2
+    assert "--collect needs a script preset" in capsys.readouterr().err
