@@ -165,6 +165,8 @@ class Trainer:
     ):
         validate(config)
         self.device = resolve_device(device)
+        if config.train.envs > 1 and distributed.launched_by_torchrun():
+            raise ValueError("--envs > 1 is not supported with torchrun (data parallel)")
         # torchrun: one rank of a data-parallel run (distributed.py); None in a plain run
         self.rank = distributed.setup(self.device) if distributed.launched_by_torchrun() else None
         if self.rank is not None:
@@ -195,8 +197,6 @@ class Trainer:
         if self.rank is not None:
             self.agent.data_parallel()
         self.num_envs = config.train.envs
-        if self.num_envs > 1 and self.rank is not None:
-            raise ValueError("--envs > 1 is not supported with torchrun (data parallel)")
         r = config.replay
         if self.num_envs == 1:  # one ring, exactly as before parallel envs existed
             self.replay = SequenceReplayBuffer(r.capacity, r.seq_len)

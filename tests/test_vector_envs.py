@@ -272,6 +272,20 @@ def test_envs_zero_is_a_one_line_error(capsys):
     assert err == "error: --envs 0: train.envs must be an integer >= 1, got 0"
 
 
+def test_each_stream_must_hold_a_window(capsys):
+    argv = ["--env", "CartPole-v1", "--envs", "8", "--set", "replay.capacity=100"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "replay.capacity (100) split over train.envs (8) streams must leave each >=" in err
+
+
+def test_envs_with_torchrun_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it
+    argv = ["--env", "CartPole-v1", "--envs", "2", "--logdir", str(tmp_path)]
+    assert cli.main(argv) == 2
+    assert "--envs > 1 is not supported with torchrun" in capsys.readouterr().err
+
+
 def test_quick_run_with_two_envs(tmp_path):
     """`python -m dreamer --envs 2 --quick` end to end, as a user runs it."""
     logdir = tmp_path / "run"
