@@ -5,7 +5,8 @@ imagination / actor-critic, updates per second, FLOPs per update and achieved FL
 torch version, threads, device and precision. Presets: `xs` (sheeprl's smallest DreamerV3:
 deter 256, 32x32 latents, units 256, batch 16 x 64, horizon 15) and one per numbered script.
 `--contention` times every script preset at 1 thread, all cores and `auto`, idle and beside a
-busy process (dreamer/threads.py).
+busy process (dreamer/threads.py). `--collect --envs N` times collection instead: env steps per
+second while the policy acts in the preset's real env, N envs in subprocesses, no training.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -41,6 +43,10 @@ SCRIPT_PRESETS = {
     "lunar": ("06_dreamer_lunar_lander.py", "lunar_lander_config", 8, 4, True),
     "pixels": ("07_dreamer_pixels.py", "pixels_config", (64, 64, 1), 2, True),
 }
+
+# the env each script preset trains on, for --collect
+PRESET_ENVS = {"cartpole": "CartPole-v1", "pendulum": "Pendulum-v1", "acrobot": "Acrobot-v1",
+               "lunar": "LunarLander-v3", "pixels": "CartPole-v1"}  # fmt: skip
 
 
 def xs_config() -> DreamerConfig:
@@ -279,6 +285,48 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+def collect(args: argparse.Namespace) -> dict:
+    """Env steps per second of the training loop's own collection step (`Trainer.collect`:
+    `--envs N` envs, one batched policy pass, replay writes) with the preset's config and env,
+    the policy acting from the first step, no updates; timed after `--warmup` vector steps."""
+    from .train import Trainer
+
+    if args.preset not in PRESET_ENVS:
+        raise ValueError(f"--collect needs a script preset ({', '.join(PRESET_ENVS)})")
+    config = script_config(args.preset)[0]
+    config.train.envs, config.train.prefill = args.envs, 0  # the policy acts from the start
+    config.train.steps = 10**9  # never reached: collect() is called directly
+    with tempfile.TemporaryDirectory() as logdir:
+        trainer = Trainer(PRESET_ENVS[args.preset], config, logdir, device=args.device,
+                          progress=False, threads=args.threads)  # fmt: skip
+        trainer.start_episodes()
+        try:
+            for _ in range(args.warmup):
+                trainer.collect()
+            start, steps = time.perf_counter(), 0
+            while steps < args.collect_steps:
+                steps += trainer.collect()
+            seconds = time.perf_counter() - start
+        finally:
+            trainer.close_envs()
+    return {
+        "mode": "collect",
+        "preset": args.preset,
+        "env": PRESET_ENVS[args.preset],
+        "envs": args.envs,
+        "env_steps": steps,
+        "seconds": round(seconds, 2),
+        "env_steps_per_s": round(steps / seconds, 1),
+        "episodes": trainer.episodes,
+        "obs": config.env.obs,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_cores": os.cpu_count(),
+        "load_avg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        "device": str(trainer.device),
+    }
+
+
 def count_flops(agent: DreamerAgent, batch: dict) -> int:
     """FLOPs of one update by torch's flop counter (matmuls and convolutions)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -330,10 +378,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="every script preset at 1 thread, all cores and auto, idle and beside --busy "
         "core-bound processes -> a table, and JSON lines in --out",
     )
+    p.add_argument(
+        "--collect",
+        action="store_true",
+        help="env steps/s while the policy acts in the preset's env (no training)",
+    )
+    p.add_argument("--envs", type=_positive, default=1, help="parallel envs for --collect")
+    p.add_argument("--collect-steps", type=_positive, default=1000, help="env steps timed")
     p.add_argument("--presets", nargs="*", choices=list(SCRIPT_PRESETS), help="for --contention")
     p.add_argument("--busy", type=int, default=1, help="busy processes under contention")
     p.add_argument("--out", default=os.path.join(ROOT, "results", "contention.jsonl"))
     return p
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return int(text)
 
 
 def _threads(text: str) -> int | str:
@@ -456,6 +517,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.contention:
             print(contention(args))
+            return 0
+        if args.collect:
+            print(json.dumps(collect(args)))
             return 0
         if args.table:
             from .results import update_readme

@@ -2,7 +2,8 @@
 
 A run checkpoint (`latest.pt`) holds the agent (weights, optimisers, config), the replay buffer,
 the counters, the running episode (the env itself when it can be pickled, so a resumed run
-continues that episode mid-way; otherwise a new episode starts) and every RNG state.
+continues that episode mid-way; otherwise, and always with parallel envs, a new episode starts)
+and every RNG state.
 
 Writes go to `<file>.tmp` and are renamed over the old file only when complete, so SIGKILL or a
 full disk at any moment leaves the previous checkpoint intact; a failed write removes its temp

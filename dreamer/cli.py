@@ -110,6 +110,11 @@ def build_parser(description: str, env_id: str | None) -> argparse.ArgumentParse
     )
     p.add_argument("--gray", action="store_true", help="grayscale images (env.color)")
     p.add_argument("--action-repeat", type=int, help="apply each action N times (env)")
+    p.add_argument(
+        "--envs",
+        type=int,
+        help="parallel environments, stepped together in subprocesses (train.envs)",
+    )
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seq-len", type=int)
     p.add_argument(
@@ -162,6 +167,7 @@ def apply_args(config: DreamerConfig, args: argparse.Namespace) -> DreamerConfig
         "--pixels": ("pixels" if args.pixels else None, ("env.obs",)),
         "--gray": ("gray" if args.gray else None, ("env.color",)),
         "--action-repeat": (args.action_repeat, ("env.action_repeat",)),
+        "--envs": (args.envs, ("train.envs",)),
         "--batch-size": (args.batch_size, ("replay.batch_size",)),
         "--seq-len": (args.seq_len, ("replay.seq_len",)),
     }

@@ -162,6 +162,8 @@ class TrainConfig:
     checkpoint_every: int = 5_000  # env steps between 'latest' checkpoints
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast
     threshold: float | None = None  # eval return that counts as solved (for summaries)
+    # parallel environments (gymnasium AsyncVectorEnv); the train ratio counts all their steps
+    envs: int = 1
 
 
 @dataclass
@@ -307,6 +309,7 @@ LIMITS: dict[str, str] = {
     "train.log_every": "[1, inf)",
     "train.checkpoint_every": "[1, inf)",
     "train.threshold": "(-inf, inf)",
+    "train.envs": "[1, inf)",
     "agc": "(0, inf)",
     "warmup": "[0, inf)",
 }
@@ -393,6 +396,11 @@ def _cross_field_errors(c: DreamerConfig) -> list[str]:
         errors.append(
             f"train.steps ({t.steps}) must exceed max(train.prefill, replay.seq_len) "
             f"= {first_update}, the steps collected before the first update"
+        )
+    if t.envs > 1 and r.capacity // t.envs < r.seq_len:  # each env keeps its own replay stream
+        errors.append(
+            f"replay.capacity ({r.capacity}) split over train.envs ({t.envs}) streams must leave "
+            f"each >= replay.seq_len ({r.seq_len})"
         )
     if ac.min_std > ac.max_std:
         errors.append(

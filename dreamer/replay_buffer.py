@@ -21,6 +21,9 @@ a window's score mixes the max and the mean of its steps' priorities, and a `pri
 share of each batch is drawn in proportion to those scores, the rest uniformly. A drawn window's
 priorities drop to 0 until its training loss comes back through `prioritize`. Every sample
 carries `step_id`, each step's insertion count, which names it for `prioritize`.
+
+Parallel envs (`train.envs` > 1) write to `StreamReplay`: one ring per env, so a window never
+mixes the steps of two envs that ran at the same time.
 """
 
 from __future__ import annotations
@@ -208,6 +211,97 @@ def window_scores(steps: np.ndarray, length: int, maxfrac: float) -> np.ndarray:
     score = maxfrac * window_max(steps, length) + (1 - maxfrac) * mean
     count = np.concatenate([[0], np.cumsum(infinite)])
     return np.where(count[length:] - count[:-length] > 0, np.inf, score)
+
+
+class StreamReplay:
+    """N `SequenceReplayBuffer` streams, one per parallel env, the capacity split evenly.
+
+    `add(..., stream=k)` appends to env k's stream; `sample(B)` draws each window from a stream
+    chosen in proportion to its number of valid window starts, so every window start of every
+    stream is equally likely, as in one buffer, and no window crosses from one env to another.
+    """
+
+    def __init__(self, capacity: int, seq_len: int, streams: int):
+        if streams < 1:
+            raise ValueError(f"replay needs at least one stream, got {streams}")
+        self.capacity, self.seq_len = int(capacity), int(seq_len)
+        self.streams = [SequenceReplayBuffer(capacity // streams, seq_len) for _ in range(streams)]
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.streams)
+
+    @property
+    def total_added(self) -> int:
+        return sum(s.total_added for s in self.streams)
+
+    def add(
+        self,
+        obs: np.ndarray | dict[str, np.ndarray],
+        action: np.ndarray,
+        reward: float,
+        is_first: bool,
+        is_terminal: bool,
+        is_last: bool = False,
+        stream: int = 0,
+    ) -> None:
+        """Append one step of env `stream` (`SequenceReplayBuffer.add`)."""
+        self.streams[stream].add(obs, action, reward, is_first, is_terminal, is_last)
+
+    def window_starts(self) -> np.ndarray:
+        """Valid window starts per stream, (N,): a stream shorter than seq_len has none."""
+        return np.array([max(len(s) - self.seq_len + 1, 0) for s in self.streams])
+
+    def sample(
+        self,
+        batch_size: int,
+        rng: np.random.Generator | None = None,
+        priority: ReplayConfig | None = None,
+    ) -> dict:
+        """B windows of T steps, each from one stream: dict of (B, T, ...) arrays. With
+        `priority`, each stream draws its share by priority (the stream itself is still chosen
+        by its window starts); `step_id` = a stream's own id * N + the stream's index."""
+        starts = self.window_starts()
+        if starts.sum() == 0:
+            raise ValueError(f"no replay stream holds seq_len {self.seq_len} steps yet")
+        rng = rng if rng is not None else np.random.default_rng()
+        stream = rng.choice(len(self.streams), size=batch_size, p=starts / starts.sum())  # (B,)
+        batch: dict[str, np.ndarray] = {}
+        for k in np.unique(stream):
+            rows = np.flatnonzero(stream == k)
+            part = self.streams[k].sample(len(rows), rng, priority)
+            part["step_id"] = part["step_id"] * len(self.streams) + k
+            for key, value in part.items():
+                if key not in batch:
+                    batch[key] = np.empty((batch_size, *value.shape[1:]), value.dtype)
+                batch[key][rows] = value
+        return batch
+
+    def prioritize(self, step_ids: np.ndarray, priorities: np.ndarray) -> None:
+        """`SequenceReplayBuffer.prioritize`, each step sent to the stream its id names."""
+        step_ids, priorities = np.ravel(step_ids), np.ravel(priorities)
+        n = len(self.streams)
+        for k, stream in enumerate(self.streams):
+            mine = step_ids % n == k
+            stream.prioritize(step_ids[mine] // n, priorities[mine])
+
+    def bytes_per_step(self) -> int:
+        return max(s.bytes_per_step() for s in self.streams)
+
+    def state_dict(self) -> dict:
+        return {
+            "streams": [s.state_dict() for s in self.streams],
+            "capacity": self.capacity,
+            "seq_len": self.seq_len,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if "streams" not in state or len(state["streams"]) != len(self.streams):
+            found = len(state["streams"]) if "streams" in state else 1
+            raise ValueError(
+                f"replay has {found} stream(s) in the checkpoint, not {len(self.streams)}"
+            )
+        for stream, part in zip(self.streams, state["streams"], strict=True):
+            stream.load_state_dict(part)
 
 
 def _storage_dtype(value: np.ndarray) -> type:

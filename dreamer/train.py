@@ -8,7 +8,10 @@
         log metrics.csv, keep 'latest' and 'best' checkpoints, redraw the curve
 
 Truncation (a time limit) is stored as is_last without is_terminal, so the continue head
-learns that the episode goes on. A run directory holds config.json, metrics.csv,
+learns that the episode goes on. With `train.envs` = N > 1, N envs step together in
+subprocesses (gymnasium's AsyncVectorEnv), the policy acts for all of them in one batch, each env
+writes its own replay stream, and one vector step counts N env steps (a run ends at the first
+multiple of N at or past `train.steps`). A run directory holds config.json, metrics.csv,
 latest.pt / best.pt and curve.png. A resumed run (`resume=True`) continues from latest.pt and
 first drops the metrics rows logged after it (docs/robustness.md).
 """
@@ -17,11 +20,13 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -37,7 +42,7 @@ from .checkpoint import (
     restore_run,
     run_state,
 )
-from .config import DreamerConfig, config_to_dict, validate
+from .config import DreamerConfig, EnvConfig, config_to_dict, validate
 from .envs import (
     EnvSource,
     env_name,
@@ -50,7 +55,7 @@ from .envs import (
 )
 from .logger import MetricsLogger, progress_bar
 from .plotting import plot_learning_curve, read_metrics
-from .replay_buffer import SequenceReplayBuffer
+from .replay_buffer import SequenceReplayBuffer, StreamReplay
 from .threads import ThreadTuner
 
 
@@ -106,6 +111,35 @@ def evaluate_policy(
     return float(returns.mean()), float(returns.std())
 
 
+def make_vector_env(env: EnvSource, n: int, config: DreamerConfig) -> Any:
+    """N copies of `env` stepping in subprocesses, wrapped as `config.env` says.
+
+    SAME_STEP autoreset: the step that ends an episode of env i returns the next episode's
+    first observation in obs[i] and the final one in info["final_obs"][i].
+    """
+    import gymnasium as gym
+
+    # a partial of a module-level function pickles into the subprocesses (a lambda may not)
+    factory = partial(_subprocess_env, env, config.env)
+    mode = gym.vector.AutoresetMode.SAME_STEP
+    return gym.vector.AsyncVectorEnv([factory] * n, autoreset_mode=mode)
+
+
+def _subprocess_env(env: EnvSource, config: EnvConfig) -> Any:
+    """`make_env`; an env subprocess ignores Ctrl-C: the terminal sends SIGINT to every process
+    of the group, and the main process ends the run and saves it. (A forked process inherits the
+    trainer's handler; a spawned one, macOS's default, would die and fail the last step.)
+    AsyncVectorEnv also calls this once in the main process, for the spaces."""
+    if multiprocessing.parent_process() is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return make_env(env, config=config)
+
+
+def _row(obs: Any, i: int) -> Any:
+    """Env i's observation from a batch: (N, ...) -> (...), key by key for a dict."""
+    return {key: value[i] for key, value in obs.items()} if isinstance(obs, dict) else obs[i]
+
+
 class Trainer:
     """Owns env, eval env, agent, replay and the run directory.
 
@@ -131,6 +165,8 @@ class Trainer:
     ):
         validate(config)
         self.device = resolve_device(device)
+        if config.train.envs > 1 and distributed.launched_by_torchrun():
+            raise ValueError("--envs > 1 is not supported with torchrun (data parallel)")
         # torchrun: one rank of a data-parallel run (distributed.py); None in a plain run
         self.rank = distributed.setup(self.device) if distributed.launched_by_torchrun() else None
         if self.rank is not None:
@@ -160,7 +196,14 @@ class Trainer:
         )
         if self.rank is not None:
             self.agent.data_parallel()
-        self.replay = SequenceReplayBuffer(config.replay.capacity, config.replay.seq_len)
+        self.num_envs = config.train.envs
+        r = config.replay
+        if self.num_envs == 1:  # one ring, exactly as before parallel envs existed
+            self.replay = SequenceReplayBuffer(r.capacity, r.seq_len)
+        else:
+            self.replay = StreamReplay(r.capacity, r.seq_len, self.num_envs)
+        self.vector_env: Any = None  # the N > 1 envs, started by `run`
+        self.vector_episode: dict | None = None  # their obs, rewards, is_first, state, returns
         self.rng = np.random.default_rng(self.worker_seed)
         self.env_step = 0
         self.episodes = 0
@@ -242,8 +285,8 @@ class Trainer:
         r = self.config.replay
         return self.config.train.train_ratio / (r.batch_size * r.seq_len)
 
-    def _train(self, pending: list[dict]) -> None:
-        self.update_debt += self._updates_per_step()
+    def _train(self, pending: list[dict], env_steps: int = 1) -> None:
+        self.update_debt += self._updates_per_step() * env_steps
         while self.update_debt >= 1.0:
             r = self.config.replay
             batch = self.replay.sample(r.batch_size, self.rng, r)
@@ -313,6 +356,109 @@ class Trainer:
         self.episode = {"obs": obs, "reward": 0.0, "is_first": True, "state": None, "return": 0.0}
         return self.episode
 
+    def start_episodes(self) -> None:
+        """Before collecting: start the N > 1 envs, or the single env's episode if none runs."""
+        if self.num_envs > 1:
+            self._start_vector_env()
+        elif self.episode is None:
+            self._reset_episode()
+
+    def collect(self) -> int:
+        """One step of every env (random actions until `train.prefill` steps are stored, then
+        the policy's); returns the env steps it took: 1, or N for a vector step."""
+        before = self.env_step
+        if self.num_envs == 1:
+            self._collect()
+        else:
+            self._collect_vector()
+        return self.env_step - before
+
+    def close_envs(self) -> None:
+        """Stop the env subprocesses of N > 1 envs (a later `start_episodes` starts new ones)."""
+        if self.vector_env is not None:
+            self.vector_env.close()
+            self.vector_env = None
+
+    def _collect(self) -> None:
+        """One step of the single env: act, store the step, end and restart the episode."""
+        ep = self.episode
+        if len(self.replay) < self.config.train.prefill:
+            action = random_model_action(self.env.action_space, self.rng)
+        else:
+            model_action, ep["state"] = self.agent.policy(ep["obs"], ep["state"], [ep["is_first"]])
+            action = model_action[0].cpu().numpy()
+        self.replay.add(ep["obs"], action, ep["reward"], ep["is_first"], False)
+        env_action = to_env_action(action, self.agent.spaces)
+        obs, reward, term, trunc, _ = self.env.step(env_action)
+        ep.update(obs=obs, reward=float(reward), is_first=False)
+        ep["return"] += float(reward)
+        self.env_step += 1
+        if term or trunc:
+            # final observation: no action follows; the continue target is 1 - term
+            self.replay.add(obs, np.zeros_like(action), float(reward), False, term, True)
+            self.episodes += 1
+            self.last_return = ep["return"]
+            self._reset_episode()
+
+    def _start_vector_env(self) -> None:
+        """Start the N envs on new episodes. A resumed run restarts them too: subprocess envs
+        are not pickled into checkpoints, so each replay stream's interrupted episode stays
+        without its end, as a single env's does when it cannot be pickled."""
+        n = self.num_envs
+        self.vector_env = make_vector_env(self.env_source, n, self.config)
+        # distinct reproducible seeds per env, new ones after a resume; later episodes of env i
+        # draw from its own seeded generator (the autoreset passes no seed)
+        seeds = np.random.SeedSequence([self.worker_seed, self.episodes]).generate_state(n)
+        obs, _ = self.vector_env.reset(seed=[int(s) for s in seeds])
+        self.vector_episode = {
+            "obs": obs,  # (N, ...) or a dict of them
+            "reward": np.zeros(n),
+            "is_first": np.ones(n, bool),
+            "state": None,
+            "return": np.zeros(n),
+        }
+
+    def _collect_vector(self) -> None:
+        """One step of all N envs: one batched policy pass, each env's steps to its stream."""
+        ep, n = self.vector_episode, self.num_envs
+        if len(self.replay) < self.config.train.prefill:
+            space = self.env.action_space
+            action = np.stack([random_model_action(space, self.rng) for _ in range(n)])
+        else:
+            model_action, ep["state"] = self.agent.policy(ep["obs"], ep["state"], ep["is_first"])
+            action = model_action.cpu().numpy()  # (N, A)
+        for i in range(n):
+            obs_i = _row(ep["obs"], i)
+            self.replay.add(obs_i, action[i], ep["reward"][i], ep["is_first"][i], False, stream=i)
+        env_action = to_env_action(action, self.agent.spaces)
+        obs, reward, term, trunc, info = self.vector_env.step(env_action)
+        ep["return"] += reward
+        done = term | trunc  # (N,)
+        for i in np.flatnonzero(done):
+            # obs[i] already starts env i's next episode (SAME_STEP autoreset); its final
+            # observation, stored as for one env, is in info
+            final = info["final_obs"][i]
+            zero = np.zeros_like(action[i])
+            self.replay.add(final, zero, float(reward[i]), False, bool(term[i]), True, stream=i)
+            self.episodes += 1
+            self.last_return = float(ep["return"][i])
+            ep["return"][i] = 0.0
+        ep.update(obs=obs, reward=np.where(done, 0.0, reward), is_first=done)
+        self.env_step += n
+
+    def _ready_to_train(self) -> bool:
+        tc = self.config.train
+        # data-parallel ranks count env steps, not replay entries (episode ends add one each):
+        # every rank must start updating, a collective op, at the same step
+        filled = self.env_step if self.rank else len(self.replay)
+        if filled < max(tc.prefill, self.config.replay.seq_len):
+            return False
+        return self.num_envs == 1 or self.replay.window_starts().sum() > 0
+
+    def _crossed(self, every: int, env_steps: int) -> bool:
+        """The last `env_steps` steps reached a multiple of `every` (one step: hit it exactly)."""
+        return self.env_step // every > (self.env_step - env_steps) // every
+
     def _handle_signal(self, signum: int, frame: Any) -> None:
         self._stop_signal = signal.Signals(signum).name
 
@@ -347,49 +493,26 @@ class Trainer:
         }
         bar = progress_bar(tc.steps, self.env_step, self.progress)
         pending: list[dict] = []
-        if self.episode is None:
-            self._reset_episode()
-        ep = self.episode
+        self.start_episodes()
         try:
             while self.env_step < tc.steps and not self._stop_requested():
-                if len(self.replay) < tc.prefill:
-                    action = random_model_action(self.env.action_space, self.rng)
-                else:
-                    model_action, ep["state"] = self.agent.policy(
-                        ep["obs"], ep["state"], [ep["is_first"]]
-                    )
-                    action = model_action[0].cpu().numpy()
-                self.replay.add(ep["obs"], action, ep["reward"], ep["is_first"], False)
-                env_action = to_env_action(action, self.agent.spaces)
-                obs, reward, term, trunc, _ = self.env.step(env_action)
-                ep.update(obs=obs, reward=float(reward), is_first=False)
-                ep["return"] += float(reward)
-                self.env_step += 1
-                if term or trunc:
-                    # final observation: no action follows; the continue target is 1 - term
-                    self.replay.add(obs, np.zeros_like(action), float(reward), False, term, True)
-                    self.episodes += 1
-                    self.last_return = ep["return"]
-                    ep = self._reset_episode()
-                # data-parallel ranks count env steps, not replay entries (episode ends add
-                # one each): every rank must start updating, a collective op, at the same step
-                filled = self.env_step if self.rank else len(self.replay)
-                if filled >= max(tc.prefill, self.config.replay.seq_len):
-                    self._train(pending)
+                new = self.collect()  # 1, or N for a vector step
+                if self._ready_to_train():
+                    self._train(pending, new)
                 eval_result = None
-                at_eval = self.env_step % tc.eval_every == 0 or self.env_step == tc.steps
+                at_eval = self._crossed(tc.eval_every, new) or self.env_step >= tc.steps
                 if at_eval and self.is_main:
                     eval_result = self.evaluate()
                     self._on_eval(eval_result[0])
-                if self.is_main and (eval_result or self.env_step % tc.log_every == 0):
+                if self.is_main and (eval_result or self._crossed(tc.log_every, new)):
                     self._log(pending, eval_result)
                 elif not self.is_main:
                     pending.clear()  # rank 0 logs; its metrics stand for all
                 if eval_result:
                     self.plot()
-                if self.env_step % tc.checkpoint_every == 0:
+                if self._crossed(tc.checkpoint_every, new):
                     self.save_latest()
-                bar.update(1)
+                bar.update(new)
                 bar.set_postfix(
                     ret=f"{self.last_return:.1f}",
                     eval="-" if self.last_eval is None else f"{self.last_eval:.1f}",
@@ -398,6 +521,7 @@ class Trainer:
                 )
         finally:
             bar.close()
+            self.close_envs()
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
         self.save_latest()
