@@ -188,13 +188,14 @@ def refit_world_model(
     *can* learn the rare ends.
     `fresh`: start from new weights instead of the checkpoint's."""
     state = load_checkpoint_file(path)
+    stored = _replay_of(state, path)
     config = config_from_dict(DreamerConfig, state["agent"]["config"])
     override(config, **changes)
     agent = DreamerAgent(*spaces_from_info(state["agent"]["spaces"]), config)
     if not fresh:
         agent.load_checkpoint_state(state["agent"], strict_config=False)
     replay = SequenceReplayBuffer(config.replay.capacity, config.replay.seq_len)
-    replay.load_state_dict(state["replay"])
+    replay.load_state_dict(stored)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     losses = []
@@ -210,9 +211,20 @@ def refit_world_model(
         "updates": updates,
         "fresh": fresh,
         "con_loss_last_100": float(np.mean(losses[-100:])),
-        "terminals": continue_at_terminals(agent, state["replay"]),
-        "decoder_x_error_by_abs_x": decoder_error_by_abs_x(agent, state["replay"]),
+        "terminals": continue_at_terminals(agent, stored),
+        "decoder_x_error_by_abs_x": decoder_error_by_abs_x(agent, stored),
     }
+
+
+def _replay_of(state: dict, path: str) -> dict:
+    """The run's one replay ring; a run with parallel envs keeps one per env (StreamReplay)."""
+    replay = state["replay"]
+    if "streams" in replay:
+        raise ValueError(
+            f"{path} is from a run with --envs {len(replay['streams'])}: diagnose reads "
+            "single-env runs (one replay stream)"
+        )
+    return replay
 
 
 def _mean_or_none(values: list[float]) -> float | None:
@@ -221,6 +233,7 @@ def _mean_or_none(values: list[float]) -> float | None:
 
 def diagnose(path: str, env_id: str | None, episodes: int, seed: int) -> dict:
     state = load_checkpoint_file(path)
+    stored = _replay_of(state, path) if "replay" in state else None  # before minutes of play
     agent = DreamerAgent.from_checkpoint(path)
     env_id = env_id or state.get("env_id")
     if env_id is None:
@@ -262,10 +275,10 @@ def diagnose(path: str, env_id: str | None, episodes: int, seed: int) -> dict:
         }
     if "replay" in state:
         edge = 1.6 if hasattr(env.unwrapped, "x_threshold") else None  # 2/3 of the way out
-        report["replay"] = replay_report(state["replay"], edge)
-        report["replay"]["continue_at_terminals"] = continue_at_terminals(agent, state["replay"])
+        report["replay"] = replay_report(stored, edge)
+        report["replay"]["continue_at_terminals"] = continue_at_terminals(agent, stored)
         if edge is not None:
-            errors = decoder_error_by_abs_x(agent, state["replay"])
+            errors = decoder_error_by_abs_x(agent, stored)
             report["replay"]["decoder_x_error_by_abs_x"] = errors
     env.close()
     return report

@@ -54,3 +54,14 @@ def test_command_on_a_run_checkpoint(tmp_path, capsys):
     assert refit["updates"] == 2 and refit["changes"] == {"world_model.con_scale": 2}
     assert main([str(tmp_path / "missing.pt")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_a_parallel_env_run_gets_one_line(tmp_path, capsys):
+    import torch
+
+    from dreamer.diagnose import main
+
+    path = tmp_path / "latest.pt"
+    torch.save({"replay": {"streams": [{}, {}]}, "agent": {}}, path)
+    assert main([str(path)]) == 2
+    assert "--envs 2" in capsys.readouterr().err
