@@ -2,8 +2,9 @@
 
 `wrap_env` applies what `EnvConfig` asks for: repeat the action, take the frame, convert it to
 gray (first: resizing one channel is cheaper than three), resize it. Gymnasium's own
-wrappers do the work where one fits (AddRenderObservation, GrayscaleObservation, RepeatAction,
-TransformObservation); gymnasium's ResizeObservation needs OpenCV, so resizing is a Pillow
+wrappers do the work where one fits (AddRenderObservation, RepeatAction, TransformObservation);
+gray is one float32 matmul (`gray_image`, several times cheaper than GrayscaleObservation's
+float64); gymnasium's ResizeObservation needs OpenCV, so resizing is a Pillow
 area filter (Image.BOX averages the pixels each output pixel covers, as OpenCV's INTER_AREA
 does in the official Atari wrapper).
 
@@ -99,23 +100,26 @@ def resize(env: Any, size: int) -> Any:
     return _map_images(env, lambda image: resize_image(image, size), new_space)
 
 
+# BT.709 luma weights, as gymnasium's GrayscaleObservation uses
+LUMA = np.array([0.2125, 0.7154, 0.0721], np.float32)
+
+
+def gray_image(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3+) uint8 -> (H, W, 1) uint8 luma. One float32 matmul: gymnasium's wrapper
+    multiplies in float64 and costs most of a rendered 600x400 step; the two agree within one
+    gray level (tests/test_pixels.py)."""
+    luma = image[..., :3].astype(np.float32) @ LUMA
+    return luma.astype(np.uint8)[..., None]
+
+
 def grayscale(env: Any) -> Any:
     """Every RGB image key to one luminance channel, (H, W, 1)."""
-    import gymnasium as gym
     from gymnasium import spaces
-
-    if isinstance(env.observation_space, spaces.Box):
-        return gym.wrappers.GrayscaleObservation(env, keep_dim=True)
-
-    def gray(image: np.ndarray) -> np.ndarray:
-        # BT.709 luma, the weights of gymnasium's GrayscaleObservation (used for a Box above)
-        luma = np.sum(image[..., :3] * np.array([0.2125, 0.7154, 0.0721]), axis=-1)
-        return luma.astype(np.uint8)[..., None]
 
     def new_space(box: Any) -> Any:
         return spaces.Box(0, 255, (*box.shape[:2], 1), np.uint8)
 
-    return _map_images(env, gray, new_space)
+    return _map_images(env, gray_image, new_space)
 
 
 def _map_images(env: Any, fn: Any, new_space: Any) -> Any:

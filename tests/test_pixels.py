@@ -220,6 +220,21 @@ def test_resize_averages_areas_and_grayscale_keeps_one_channel():
     assert gray.reset()[0].shape == (16, 16, 1)
 
 
+def test_gray_agrees_with_gymnasiums_float64_grayscale_within_one_level():
+    import gymnasium as gym
+
+    from dreamer.wrappers import gray_image
+
+    image = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    env = gym.wrappers.GrayscaleObservation(Checkerboard(), keep_dim=True)
+    reference = env.observation(image)  # gymnasium's own conversion, in float64
+    ours = gray_image(image)
+    assert ours.shape == reference.shape == (40, 60, 1) and ours.dtype == np.uint8
+    assert np.abs(ours.astype(int) - reference.astype(int)).max() <= 1
+    # hand value: BT.709 of (10, 200, 30) = 2.125 + 143.08 + 2.163 = 147.368 -> 147
+    assert gray_image(np.array([[[10, 200, 30]]], np.uint8))[0, 0, 0] == 147
+
+
 def test_pixels_renders_cartpole_frames_at_64x64():
     env = make_env("CartPole-v1", config=EnvConfig(obs="pixels"))
     assert env.observation_space == spaces.Box(0, 255, (64, 64, 3), np.uint8)
