@@ -130,23 +130,32 @@ class SequenceReplayBuffer:
     def _priority_starts(
         self, count: int, rng: np.random.Generator, priority: ReplayConfig
     ) -> np.ndarray:
-        """`count` window starts drawn in proportion to their scores; then zero their steps'
-        priorities (official `zero_on_sample`) until training reports their losses."""
+        """`count` window starts, one at a time as the official selector draws them: each in
+        proportion to the window scores, then its steps' priorities drop to 0 (official
+        `zero_on_sample`) and the windows overlapping it are rescored before the next draw, so
+        one batch does not take the same new window twice. Costs O(replay size) per draw."""
         if count == 0:
             return np.zeros(0, int)
-        stored = self._priority[self._physical(np.arange(self._size))]  # oldest first
-        steps = stored**priority.priority_exponent
-        score = window_scores(steps, self.seq_len, priority.priority_maxfrac)  # (num_starts,)
-        unseen = np.isinf(score)
-        if unseen.any():  # windows with untrained steps first, uniformly among them
-            probs = unseen / unseen.sum()
-        elif score.sum() > 0:
-            probs = score / score.sum()
-        else:
-            probs = np.full(len(score), 1.0 / len(score))
-        starts = rng.choice(len(score), size=count, p=probs)
-        logical = starts[:, None] + np.arange(self.seq_len)[None]
-        self._priority[self._physical(logical)] = 0.0
+        T, e, maxfrac = self.seq_len, priority.priority_exponent, priority.priority_maxfrac
+        order = self._physical(np.arange(self._size))  # array index of each step, oldest first
+        stored = self._priority[order]
+        # untrained steps stay inf whatever the exponent (0 ** 0 would make them 1)
+        steps = np.where(np.isinf(stored), np.inf, stored**e)
+        score = window_scores(steps, T, maxfrac)  # (num_starts,)
+        starts = np.zeros(count, int)
+        for i in range(count):
+            unseen = np.isinf(score)
+            if unseen.any():  # windows with untrained steps first, uniformly among them
+                probs = unseen / unseen.sum()
+            elif score.sum() > 0:
+                probs = score / score.sum()
+            else:
+                probs = np.full(len(score), 1.0 / len(score))
+            start = starts[i] = rng.choice(len(score), p=probs)
+            steps[start : start + T] = 0.0
+            self._priority[order[start : start + T]] = 0.0
+            lo, hi = max(start - T + 1, 0), min(start + T, len(score))  # windows it overlaps
+            score[lo:hi] = window_scores(steps[lo : hi + T - 1], T, maxfrac)
         return starts
 
     def prioritize(self, step_ids: np.ndarray, priorities: np.ndarray) -> None:
@@ -206,9 +215,12 @@ def window_scores(steps: np.ndarray, length: int, maxfrac: float) -> np.ndarray:
     """Score of each window of `length` steps: maxfrac * max + (1 - maxfrac) * mean of the
     steps' (exponentiated) priorities; inf where a step is untrained (inf)."""
     infinite = np.isinf(steps)
-    cumsum = np.concatenate([[0.0], np.cumsum(np.where(infinite, 0.0, steps))])
+    finite = np.where(infinite, 0.0, steps)
+    cumsum = np.concatenate([[0.0], np.cumsum(finite)])
     mean = (cumsum[length:] - cumsum[:-length]) / length
-    score = maxfrac * window_max(steps, length) + (1 - maxfrac) * mean
+    score = (1 - maxfrac) * mean
+    if maxfrac > 0:  # the official selector skips the max term at 0
+        score = score + maxfrac * window_max(finite, length)
     count = np.concatenate([[0], np.cumsum(infinite)])
     return np.where(count[length:] - count[:-length] > 0, np.inf, score)
 

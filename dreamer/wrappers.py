@@ -3,8 +3,8 @@
 `wrap_env` applies what `EnvConfig` asks for: repeat the action, take the frame, convert it to
 gray (first: resizing one channel is cheaper than three), resize it. Gymnasium's own
 wrappers do the work where one fits (AddRenderObservation, RepeatAction, TransformObservation);
-gray is one float32 matmul (`gray_image`, several times cheaper than GrayscaleObservation's
-float64); gymnasium's ResizeObservation needs OpenCV, so resizing is a Pillow
+gray is an integer weighted sum (`gray_image`, several times cheaper than
+GrayscaleObservation's float64); gymnasium's ResizeObservation needs OpenCV, so resizing is a Pillow
 area filter (Image.BOX averages the pixels each output pixel covers, as OpenCV's INTER_AREA
 does in the official Atari wrapper).
 
@@ -100,15 +100,15 @@ def resize(env: Any, size: int) -> Any:
     return _map_images(env, lambda image: resize_image(image, size), new_space)
 
 
-# BT.709 luma weights, as gymnasium's GrayscaleObservation uses
-LUMA = np.array([0.2125, 0.7154, 0.0721], np.float32)
+# BT.709 luma weights in 1/10000, as gymnasium's GrayscaleObservation uses (0.2125, 0.7154, 0.0721)
+LUMA = np.array([2125, 7154, 721], np.uint32)
 
 
 def gray_image(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3+) uint8 -> (H, W, 1) uint8 luma. One float32 matmul: gymnasium's wrapper
-    multiplies in float64 and costs most of a rendered 600x400 step; the two agree within one
-    gray level (tests/test_pixels.py)."""
-    luma = image[..., :3].astype(np.float32) @ LUMA
+    """(H, W, 3+) uint8 -> (H, W, 1) uint8 luma, floor((2125 r + 7154 g + 721 b) / 10000) in
+    integers: gymnasium's wrapper computes the same in float64 at several times the cost (most
+    of a rendered 600x400 step), equal on every test image (tests/test_pixels.py)."""
+    luma = (image[..., :3].astype(np.uint32) @ LUMA) // 10_000
     return luma.astype(np.uint8)[..., None]
 
 

@@ -65,3 +65,14 @@ def test_a_parallel_env_run_gets_one_line(tmp_path, capsys):
     torch.save({"replay": {"streams": [{}, {}]}, "agent": {}}, path)
     assert main([str(path)]) == 2
     assert "--envs 2" in capsys.readouterr().err
+
+
+def test_refit_refuses_new_bias_shapes_without_fresh(tmp_path):
+    from dreamer.diagnose import refit_world_model
+
+    config = tiny_config()
+    config.train.steps, config.train.eval_episodes = 20, 1
+    trainer = Trainer("CartPole-v1", config, str(tmp_path), progress=False)
+    trainer.save_latest()
+    with pytest.raises(ValueError, match="--fresh"):
+        refit_world_model(trainer.latest_path, 1, {"hidden_bias": True})

@@ -217,3 +217,25 @@ def test_priorities_survive_a_state_dict_roundtrip():
     del old["priority"]  # a checkpoint from before prioritized replay: all untrained
     copy.load_state_dict(old)
     assert np.isinf(copy._priority).all()
+
+
+def test_one_batch_never_takes_a_window_twice_by_priority():
+    # 300 trained steps and 2 new ones: only windows 297 and 298 hold an untrained step. Drawn
+    # one at a time with zeroing in between (official), the first draw takes one of them, and no
+    # later draw repeats a window
+    buf = _vector_buffer(302, capacity=400, seq_len=4)
+    buf.prioritize(np.arange(300), np.ones(300))
+    starts = buf.sample(8, np.random.default_rng(0), _prio_config(frac=1.0))["step_id"][:, 0]
+    assert starts[0] in (297, 298)
+    assert len(set(starts)) == 8  # a drawn window's steps are at 0: its score is 0
+
+
+def test_untrained_steps_come_first_at_any_exponent_and_maxfrac_zero_is_a_mean():
+    buf = _vector_buffer(12, seq_len=4)
+    buf.prioritize(np.arange(10), np.ones(10))  # steps 10, 11 untrained
+    config = _prio_config(frac=1.0, exponent=0.0, maxfrac=0.0)
+    assert buf.sample(1, np.random.default_rng(0), config)["step_id"][0, -1] >= 10
+
+    from dreamer.replay_buffer import window_scores
+
+    np.testing.assert_allclose(window_scores(np.array([1.0, 3.0, 2.0]), 2, 0.0), [2.0, 2.5])
