@@ -258,10 +258,12 @@ def _run(args: argparse.Namespace, config: DreamerConfig) -> int:
         compile=args.compile,
         cuda_graph=args.cuda_graph,
     )
+    finished = False
     try:
         result = trainer.run()
+        finished = True
     finally:
-        distributed.shutdown()
+        distributed.shutdown(finished)  # an error skips the wait: a peer may never come
     if not trainer.is_main:
         return 0
     print(

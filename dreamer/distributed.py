@@ -83,6 +83,10 @@ def parameters_identical(module: torch.nn.Module) -> bool:
     return bool(torch.equal(high, low))
 
 
-def shutdown() -> None:
+def shutdown(finished: bool = True) -> None:
+    """Leave the process group. A finished run waits for every rank first: a rank that tore its
+    group down while a peer was still writing its summary could abort the peer's exit (gloo)."""
     if dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
