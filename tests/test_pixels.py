@@ -295,6 +295,53 @@ def test_dict_env_trains_and_acts(tmp_path):
 # -- errors --------------------------------------------------------------------------------------
 
 
+def test_open_loop_images_reconstructs_the_context_and_dreams_from_the_prior():
+    """Video prediction (04): uint8 (T, H, W, C) frames; the context frames are decoded
+    posterior states, and the dreamed frames depend on the actions only, never on a frame
+    after the context."""
+    from dreamer.analysis import collect_episode, open_loop_images
+
+    env = ImageAndVector()
+    agent = DreamerAgent(env.observation_space, env.action_space, pixel_config()).eval()
+    wm = agent.world_model
+    episode = collect_episode(env, lambda obs, is_first: None, 0, np.random.default_rng(0))
+    assert episode["obs/image"].dtype == np.uint8 and episode["obs/vector"].dtype == np.float32
+    assert "frames" not in episode and "obs" not in episode
+    torch.manual_seed(1)  # the same latent samples for every call below
+    out = open_loop_images(wm, episode, 2, 4, 6)
+    assert out["context"] == 4
+    for key in ("true", "dreamed", "error"):
+        assert out[key].shape == (10, 16, 16, 3) and out[key].dtype == np.uint8, key
+    np.testing.assert_array_equal(out["true"], episode["obs/image"][2:12])
+    np.testing.assert_array_equal(
+        out["error"], np.abs(out["true"].astype(int) - out["dreamed"].astype(int))
+    )
+    # the context frames: the posterior's states, decoded
+    torch.manual_seed(1)
+    with torch.no_grad():
+        obs = {k: torch.as_tensor(episode[k][2:6])[None] for k in wm.obs_shapes}
+        is_first = torch.zeros(1, 4)
+        is_first[:, 0] = 1.0
+        prev_action = torch.as_tensor(episode["prev_action"][2:6])[None]
+        prev_action[:, 0] = 0.0  # the context starts from the initial state
+        states, _, _ = wm.rssm.observe(wm.encoder(obs), prev_action, is_first)
+        recon = wm.decoder(states.feat)["obs/image"][0]
+    expected = ((recon + 0.5) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    np.testing.assert_array_equal(out["dreamed"][:4], expected)
+    # the dream: other frames after the context change nothing; other context frames do
+    changed = {k: v.copy() for k, v in episode.items()}
+    changed["obs/image"][6:] = 255 - changed["obs/image"][6:]
+    changed["obs/vector"][6:] += 100.0
+    torch.manual_seed(1)
+    again = open_loop_images(wm, changed, 2, 4, 6)
+    np.testing.assert_array_equal(again["dreamed"], out["dreamed"])
+    changed["obs/image"][2:6] = 255 - changed["obs/image"][2:6]
+    torch.manual_seed(1)
+    assert not np.array_equal(open_loop_images(wm, changed, 2, 4, 6)["dreamed"], out["dreamed"])
+    with pytest.raises(ValueError, match="exceeds the episode"):
+        open_loop_images(wm, episode, 15, 4, 6)
+
+
 class DiscreteInDict(ImageAndVector):
     def __init__(self, render_mode=None):
         super().__init__()
