@@ -429,23 +429,43 @@ def test_image_env_quick_runs(env_id, tmp_path):
     assert (tmp_path / "run" / "result.json").exists()
 
 
-def test_visualize_refuses_an_image_checkpoint_in_one_line(tmp_path):
-    """04_visualize.py reads vector observations only: an image agent's checkpoint is a clean
-    error, not a traceback from the decoder."""
-    import subprocess
-    import sys
+def test_visualize_draws_the_video_prediction_of_a_pixel_run(tmp_path):
+    """04 on a 07 --quick checkpoint (400 steps, 32x32 gray frames): the open-loop video
+    prediction as a PNG strip and a GIF, and the t-SNE; about 30 s here."""
+    logdir, vis = tmp_path / "px", tmp_path / "vis"
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "07_dreamer_pixels.py"), "--quick", "--steps", "400",
+         "--no-progress", "--threads", "1", "--logdir", str(logdir)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "04_visualize.py"), "--quick", "--checkpoint",
+         str(logdir / "latest.pt"), "--outdir", str(vis)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    for name in ("tsne.png", "open_loop.png", "open_loop.gif"):
+        assert (vis / name).stat().st_size > 1000, name
+    assert not (vis / "dream.png").exists()  # the vector figures are not drawn for images
+    from PIL import Image
 
+    with Image.open(vis / "open_loop.gif") as gif:
+        assert gif.n_frames > 5  # context frames, then the dream
+
+
+def test_visualize_a_checkpoint_for_other_spaces_is_one_line(tmp_path):
+    """A checkpoint that does not fit its env is a clean error naming the file, no traceback."""
     from dreamer.config import DreamerConfig, config_to_dict
 
     path = tmp_path / "image-agent.pt"
     torch.save({"config": config_to_dict(DreamerConfig()), "spaces": {"obs_dim": None}}, path)
-    script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "04_visualize.py")
+    script = os.path.join(ROOT, "04_visualize.py")
     out = subprocess.run([sys.executable, script, "--checkpoint", str(path)],
                          capture_output=True, text=True)  # fmt: skip
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert out.stderr.strip().splitlines() == [
-        f"error: {path} sees images: 04_visualize.py reads vector observations only"
-    ]
+    assert out.stderr.strip().splitlines() == [f"error: {path}: not a dreamer agent checkpoint"]
 
 
 def test_an_env_that_takes_no_render_mode_is_a_one_line_error():
