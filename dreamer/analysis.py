@@ -68,10 +68,12 @@ def _stacked(values: list) -> np.ndarray:
 
 
 def fill_replay(replay: SequenceReplayBuffer, episode: dict) -> None:
-    n = len(episode["obs"])
+    n = len(episode["action"])
+    names = [k for k in episode if k.startswith("obs/")]  # Dict keys, 'obs/<name>'
     for t in range(n):
+        obs = episode["obs"][t] if "obs" in episode else {k[4:]: episode[k][t] for k in names}
         replay.add(
-            episode["obs"][t],
+            obs,
             episode["action"][t],
             episode["reward"][t],
             bool(episode["is_first"][t]),
@@ -120,10 +122,16 @@ def open_loop(wm: WorldModel, episode: dict, start: int, context: int, horizon: 
 def error_by_horizon(
     wm: WorldModel, episodes: list[dict], context: int, horizon: int
 ) -> np.ndarray:
-    """Mean squared error in symlog space of open-loop obs predictions at horizons 1..K."""
+    """Mean squared error of open-loop obs predictions at horizons 1..K: in symlog space for
+    vectors, of pixels scaled to [0, 1] for images (`open_loop_images`)."""
     errors = []
     for ep in episodes:
-        for start in range(0, len(ep["obs"]) - context - horizon, 5):
+        for start in range(0, len(ep["action"]) - context - horizon, 5):
+            if wm.obs_shapes is not None:
+                out = open_loop_images(wm, ep, start, context, horizon)
+                error = out["error"][context:].astype(np.float32) / 255.0  # (K, H, W, C)
+                errors.append((error**2).mean((1, 2, 3)))
+                continue
             out = open_loop(wm, ep, start, context, horizon)
             pred = np.sign(out["obs_pred"]) * np.log1p(np.abs(out["obs_pred"]))
             real = np.sign(out["obs_real"]) * np.log1p(np.abs(out["obs_real"]))

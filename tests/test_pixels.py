@@ -455,6 +455,24 @@ def test_visualize_draws_the_video_prediction_of_a_pixel_run(tmp_path):
         assert gif.n_frames > 5  # context frames, then the dream
 
 
+def test_world_model_demo_from_pixels(tmp_path):
+    """01 --quick --pixels: a world model on 32x32 gray CartPole frames draws the video
+    prediction and the pixel error by horizon; about 45 s here."""
+    logdir = tmp_path / "wm"
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "01_world_model_demo.py"), "--quick", "--pixels",
+         "--threads", "1", "--logdir", str(logdir)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "XDG_RUNTIME_DIR" not in out.stderr
+    for name in ("open_loop.png", "open_loop.gif", "error_horizon.png", "losses.png"):
+        assert (logdir / name).stat().st_size > 1000, name
+    state = torch.load(logdir / "world_model.pt", weights_only=False)
+    assert state["spaces"]["obs_shapes"] == {"obs": [32, 32, 1]}
+
+
 def test_visualize_a_checkpoint_for_other_spaces_is_one_line(tmp_path):
     """A checkpoint that does not fit its env is a clean error naming the file, no traceback."""
     from dreamer.config import DreamerConfig, config_to_dict
