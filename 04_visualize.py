@@ -1,11 +1,17 @@
 """04: look inside a trained agent: latent space, dreams against reality, and the agent playing.
 
 Teaches: what the world model's state encodes and how far its dreams track the real world.
-From a checkpoint of 02/03/05/06 it writes
+From a checkpoint of 02/03/05/06 (vector observations) it writes
   tsne.png      t-SNE of posterior states from real episodes, coloured by time step, by the
                 critic's value, and by one observation dimension
   dream.png     imagined vs real trajectory: same start state, same actions, every dimension
   episode.gif   the agent playing (rgb_array frames) beside real vs dreamed observation curves
+From an image agent's checkpoint (07, or `python -m dreamer --pixels`) it writes the open-loop
+video prediction of the Dreamer papers: the posterior sees `--context` frames, then the prior
+dreams `--horizon` steps on the episode's real actions and the decoder draws each dreamed state
+  tsne.png           as above, the third panel coloured by episode
+  open_loop.png      rows true | dreamed | |error|, a column every few steps of the horizon
+  open_loop.gif      the same three panels side by side over time, context frames included
 
     python 04_visualize.py --env CartPole-v1            # latest run of that env
     python 04_visualize.py --checkpoint runs/CartPole-v1/default-seed0/best.pt
@@ -30,11 +36,12 @@ import torch
 from matplotlib.animation import FuncAnimation, PillowWriter
 
 from dreamer.agent import DreamerAgent
-from dreamer.analysis import collect_episode, open_loop
+from dreamer.analysis import collect_episode, open_loop, open_loop_images
 from dreamer.checkpoint import load_checkpoint_file
 from dreamer.cli import OneLineParser
 from dreamer.config import DreamerConfig, config_from_dict
 from dreamer.envs import make_env, obs_names
+from dreamer.plotting import plot_video_strip, write_video_gif
 
 SCRIPTS = {
     "CartPole-v1": "02_dreamer_cartpole.py",
@@ -81,9 +88,12 @@ def load_agent(path: str) -> tuple[dict, DreamerConfig, str | None]:
     if not isinstance(state, dict) or "config" not in state:
         raise ValueError(f"{path} is not a dreamer checkpoint")
     config = config_from_dict(DreamerConfig, state["config"])
-    if state.get("spaces", {}).get("obs_dim", 0) is None:  # image or Dict observations
-        raise ValueError(f"{path} sees images: 04_visualize.py reads vector observations only")
     return state, config, env_id
+
+
+def sees_images(state: dict) -> bool:
+    """Image or Dict observations (`envs.space_info`: obs_dim None), not one vector."""
+    return state.get("spaces", {}).get("obs_dim", 0) is None
 
 
 def play(agent: DreamerAgent, env, seed: int) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -114,9 +124,11 @@ def describe_endings(played: list) -> list[str]:
     lines = []
     for i, (ep, _, values) in enumerate(played):
         ended = "terminated" if ep["is_terminal"][-1] else "time limit"
-        last = np.array2string(ep["obs"][-1], precision=2, suppress_small=True)
+        last = ""  # an image agent's observation is no line of numbers
+        if "obs" in ep and ep["obs"].dtype != np.uint8:
+            last = f" last obs {np.array2string(ep['obs'][-1], precision=2, suppress_small=True)},"
         lines.append(
-            f"episode {i}: {len(ep['obs']) - 1} steps, {ended}, last obs {last}, "
+            f"episode {i}: {len(ep['action']) - 1} steps, {ended},{last} "
             f"value first/last {values[0]:.1f}/{values[-1]:.1f}"
         )
     return lines
@@ -186,6 +198,32 @@ def write_gif(frames, out, context, path, names, fps=20):
     plt.close(fig)
 
 
+def visualize_images(agent, played, env_id, args, outdir) -> list[str]:
+    """The image agent's figures: t-SNE, the video strip and GIF; returns the names written."""
+    feats = np.concatenate([f for _, f, _ in played])
+    steps = np.concatenate([np.arange(len(f)) for _, f, _ in played])
+    values = np.concatenate([v for _, _, v in played])
+    episodes = np.concatenate([np.full(len(f), i) for i, (_, f, _) in enumerate(played)])
+    plot_tsne(
+        feats, steps, values, episodes, "episode", os.path.join(outdir, "tsne.png"), args.seed
+    )
+    episode = max((ep for ep, _, _ in played), key=lambda ep: len(ep["action"]))
+    context = min(args.context, len(episode["action"]) - 1)
+    horizon = min(max(args.horizon, args.gif_steps), len(episode["action"]) - context)
+    video = open_loop_images(agent.world_model, episode, 0, context, horizon)
+    strip = {**video, **{k: video[k][: context + min(args.horizon, horizon)]
+                         for k in ("true", "dreamed", "error")}}  # fmt: skip
+    plot_video_strip(
+        strip,
+        os.path.join(outdir, "open_loop.png"),
+        f"{env_id}: {context} frames seen, then dreamed open loop on the real actions",
+    )
+    gif = {**video, **{k: video[k][: context + min(args.gif_steps, horizon)]
+                       for k in ("true", "dreamed", "error")}}  # fmt: skip
+    write_video_gif(gif, os.path.join(outdir, "open_loop.gif"))
+    return ["tsne.png", "open_loop.png", "open_loop.gif"]
+
+
 def main() -> int:
     args = parse_args()
     if args.quick:
@@ -194,9 +232,15 @@ def main() -> int:
         path = find_checkpoint(args)
         state, config, env_id = load_agent(path)
         env_id = env_id or args.env
-        env = make_env(env_id, args.seed, render_mode="rgb_array")
+        images = sees_images(state)
+        # an image agent's env is wrapped as in training (frames, resize, gray, action repeat)
+        env_config = config.env if images else None
+        env = make_env(env_id, args.seed, render_mode="rgb_array", config=env_config)
         agent = DreamerAgent(env.observation_space, env.action_space, config)
-        agent.load_checkpoint_state(state)
+        try:
+            agent.load_checkpoint_state(state)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from exc
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -208,6 +252,10 @@ def main() -> int:
     returns = [float(ep["reward"].sum()) for ep, _, _ in played]
     print(f"{env_id}: {len(played)} episodes, returns {np.round(returns, 1).tolist()}")
     print("\n".join(describe_endings(played)))
+    if images:
+        written = visualize_images(agent, played, env_id, args, outdir)
+        print(f"wrote {', '.join(written)} in {outdir}")
+        return 0
     feats = np.concatenate([f for _, f, _ in played])
     steps = np.concatenate([np.arange(len(f)) for _, f, _ in played])
     values = np.concatenate([v for _, _, v in played])

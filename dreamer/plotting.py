@@ -1,4 +1,5 @@
-"""Learning-curve plots from metrics.csv (matplotlib, headless)."""
+"""Learning-curve plots from metrics.csv, and the open-loop video of an image world model
+(`analysis.open_loop_images`) as a strip and a GIF (matplotlib and PIL, headless)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, float]]:
@@ -60,3 +63,65 @@ def plot_learning_curve(
     fig.savefig(tmp, dpi=90)
     plt.close(fig)
     os.replace(tmp, path)
+
+
+def displayable(frames: np.ndarray) -> np.ndarray:
+    """uint8 (T, H, W, C) -> (T, H, W) gray for one channel, (T, H, W, 3) for RGB; other channel
+    counts (several image keys stacked) are shown as their mean, gray."""
+    if frames.shape[-1] == 3:
+        return frames
+    if frames.shape[-1] == 1:
+        return frames[..., 0]
+    return frames.mean(-1).round().astype(np.uint8)
+
+
+def plot_video_strip(video: dict, path: str, title: str, columns: int = 10) -> None:
+    """Rows true | dreamed | |error|, one column every k-th dreamed step (k so that at most
+    `columns` columns)."""
+    context = video["context"]
+    horizon = len(video["true"]) - context
+    every = max(1, -(-horizon // columns))  # ceil
+    steps = np.arange(every - 1, horizon, every)  # dreamed steps 1..horizon, 0-based
+    rows = [("true", video["true"]), ("dreamed", video["dreamed"]), ("|error|", video["error"])]
+    fig, axes = plt.subplots(3, len(steps), figsize=(1.3 * len(steps) + 0.6, 4.2), squeeze=False)
+    for r, (name, frames) in enumerate(rows):
+        shown = displayable(frames[context + steps])
+        for c, step in enumerate(steps):
+            ax = axes[r, c]
+            ax.imshow(shown[c], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"t+{step + 1}", fontsize=8)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def write_video_gif(video: dict, path: str, fps: int = 10, side: int = 128) -> None:
+    """true | dreamed | |error| side by side, one GIF frame per step, a label on top: the
+    context frames (reconstructions) first, then the open-loop dream."""
+    context = video["context"]
+    panels = [displayable(video[k]) for k in ("true", "dreamed", "error")]
+    scale = max(1, side // panels[0].shape[1])
+    gap, header = 4, 16
+    height, width = panels[0].shape[1] * scale, panels[0].shape[2] * scale
+    images = []
+    for t in range(len(panels[0])):
+        canvas = Image.new("RGB", (3 * width + 2 * gap, height + header), "white")
+        draw = ImageDraw.Draw(canvas)
+        for i, (frames, name) in enumerate(
+            zip(panels, ("true", "dreamed", "|error|"), strict=True)
+        ):
+            frame = Image.fromarray(frames[t]).convert("RGB")
+            frame = frame.resize((width, height), Image.NEAREST)
+            x = i * (width + gap)
+            canvas.paste(frame, (x, header))
+            step = f"context {t + 1}" if t < context else f"t+{t - context + 1}"
+            label = f"{name}, {step}" if i == 0 else name
+            draw.text((x + 2, 2), label, fill="black")
+        images.append(canvas)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)

@@ -295,6 +295,53 @@ def test_dict_env_trains_and_acts(tmp_path):
 # -- errors --------------------------------------------------------------------------------------
 
 
+def test_open_loop_images_reconstructs_the_context_and_dreams_from_the_prior():
+    """Video prediction (04): uint8 (T, H, W, C) frames; the context frames are decoded
+    posterior states, and the dreamed frames depend on the actions only, never on a frame
+    after the context."""
+    from dreamer.analysis import collect_episode, open_loop_images
+
+    env = ImageAndVector()
+    agent = DreamerAgent(env.observation_space, env.action_space, pixel_config()).eval()
+    wm = agent.world_model
+    episode = collect_episode(env, lambda obs, is_first: None, 0, np.random.default_rng(0))
+    assert episode["obs/image"].dtype == np.uint8 and episode["obs/vector"].dtype == np.float32
+    assert "frames" not in episode and "obs" not in episode
+    torch.manual_seed(1)  # the same latent samples for every call below
+    out = open_loop_images(wm, episode, 2, 4, 6)
+    assert out["context"] == 4
+    for key in ("true", "dreamed", "error"):
+        assert out[key].shape == (10, 16, 16, 3) and out[key].dtype == np.uint8, key
+    np.testing.assert_array_equal(out["true"], episode["obs/image"][2:12])
+    np.testing.assert_array_equal(
+        out["error"], np.abs(out["true"].astype(int) - out["dreamed"].astype(int))
+    )
+    # the context frames: the posterior's states, decoded
+    torch.manual_seed(1)
+    with torch.no_grad():
+        obs = {k: torch.as_tensor(episode[k][2:6])[None] for k in wm.obs_shapes}
+        is_first = torch.zeros(1, 4)
+        is_first[:, 0] = 1.0
+        prev_action = torch.as_tensor(episode["prev_action"][2:6])[None]
+        prev_action[:, 0] = 0.0  # the context starts from the initial state
+        states, _, _ = wm.rssm.observe(wm.encoder(obs), prev_action, is_first)
+        recon = wm.decoder(states.feat)["obs/image"][0]
+    expected = ((recon + 0.5) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
+    np.testing.assert_array_equal(out["dreamed"][:4], expected)
+    # the dream: other frames after the context change nothing; other context frames do
+    changed = {k: v.copy() for k, v in episode.items()}
+    changed["obs/image"][6:] = 255 - changed["obs/image"][6:]
+    changed["obs/vector"][6:] += 100.0
+    torch.manual_seed(1)
+    again = open_loop_images(wm, changed, 2, 4, 6)
+    np.testing.assert_array_equal(again["dreamed"], out["dreamed"])
+    changed["obs/image"][2:6] = 255 - changed["obs/image"][2:6]
+    torch.manual_seed(1)
+    assert not np.array_equal(open_loop_images(wm, changed, 2, 4, 6)["dreamed"], out["dreamed"])
+    with pytest.raises(ValueError, match="exceeds the episode"):
+        open_loop_images(wm, episode, 15, 4, 6)
+
+
 class DiscreteInDict(ImageAndVector):
     def __init__(self, render_mode=None):
         super().__init__()
@@ -382,23 +429,61 @@ def test_image_env_quick_runs(env_id, tmp_path):
     assert (tmp_path / "run" / "result.json").exists()
 
 
-def test_visualize_refuses_an_image_checkpoint_in_one_line(tmp_path):
-    """04_visualize.py reads vector observations only: an image agent's checkpoint is a clean
-    error, not a traceback from the decoder."""
-    import subprocess
-    import sys
+def test_visualize_draws_the_video_prediction_of_a_pixel_run(tmp_path):
+    """04 on a 07 --quick checkpoint (400 steps, 32x32 gray frames): the open-loop video
+    prediction as a PNG strip and a GIF, and the t-SNE; about 30 s here."""
+    logdir, vis = tmp_path / "px", tmp_path / "vis"
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "07_dreamer_pixels.py"), "--quick", "--steps", "400",
+         "--no-progress", "--threads", "1", "--logdir", str(logdir)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "04_visualize.py"), "--quick", "--checkpoint",
+         str(logdir / "latest.pt"), "--outdir", str(vis)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    for name in ("tsne.png", "open_loop.png", "open_loop.gif"):
+        assert (vis / name).stat().st_size > 1000, name
+    assert not (vis / "dream.png").exists()  # the vector figures are not drawn for images
+    from PIL import Image
 
+    with Image.open(vis / "open_loop.gif") as gif:
+        assert gif.n_frames > 5  # context frames, then the dream
+
+
+def test_world_model_demo_from_pixels(tmp_path):
+    """01 --quick --pixels: a world model on 32x32 gray CartPole frames draws the video
+    prediction and the pixel error by horizon; about 45 s here."""
+    logdir = tmp_path / "wm"
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "01_world_model_demo.py"), "--quick", "--pixels",
+         "--threads", "1", "--logdir", str(logdir)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "XDG_RUNTIME_DIR" not in out.stderr
+    for name in ("open_loop.png", "open_loop.gif", "error_horizon.png", "losses.png"):
+        assert (logdir / name).stat().st_size > 1000, name
+    state = torch.load(logdir / "world_model.pt", weights_only=False)
+    assert state["spaces"]["obs_shapes"] == {"obs": [32, 32, 1]}
+
+
+def test_visualize_a_checkpoint_for_other_spaces_is_one_line(tmp_path):
+    """A checkpoint that does not fit its env is a clean error naming the file, no traceback."""
     from dreamer.config import DreamerConfig, config_to_dict
 
     path = tmp_path / "image-agent.pt"
     torch.save({"config": config_to_dict(DreamerConfig()), "spaces": {"obs_dim": None}}, path)
-    script = os.path.join(os.path.dirname(os.path.dirname(__file__)), "04_visualize.py")
+    script = os.path.join(ROOT, "04_visualize.py")
     out = subprocess.run([sys.executable, script, "--checkpoint", str(path)],
                          capture_output=True, text=True)  # fmt: skip
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert out.stderr.strip().splitlines() == [
-        f"error: {path} sees images: 04_visualize.py reads vector observations only"
-    ]
+    assert out.stderr.strip().splitlines() == [f"error: {path}: not a dreamer agent checkpoint"]
 
 
 def test_an_env_that_takes_no_render_mode_is_a_one_line_error():
