@@ -64,10 +64,9 @@ class MLP(nn.Sequential):
         """Give each hidden Linear a bias, zero at first (current official code; 2023: none
         before a norm). Without one the first layer sees only its input's direction:
         LayerNorm(W k x) = LayerNorm(W x) for any k > 0 once |W x| dwarfs the norm's eps."""
-        for layer in self:
-            if isinstance(layer, nn.Linear) and layer.bias is None and not _is_output(layer):
-                weight = layer.weight
-                layer.bias = nn.Parameter(weight.new_zeros(layer.out_features))
+        for layer in self:  # output layers already have one
+            if isinstance(layer, nn.Linear) and layer.bias is None:
+                layer.bias = nn.Parameter(layer.weight.new_zeros(layer.out_features))
         return self
 
     def zero_output(self) -> MLP:
@@ -76,10 +75,6 @@ class MLP(nn.Sequential):
         nn.init.zeros_(self[-1].bias)
         self[-1].zero_init = True  # `init_weights_` leaves it at zero (official outscale 0)
         return self
-
-
-def _is_output(layer: nn.Module) -> bool:
-    return getattr(layer, "output_layer", False)
 
 
 def add_hidden_biases_(module: nn.Module) -> None:

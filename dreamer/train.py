@@ -287,8 +287,8 @@ class Trainer:
 
     def _train(self, pending: list[dict], env_steps: int = 1) -> None:
         self.update_debt += self._updates_per_step() * env_steps
+        r = self.config.replay
         while self.update_debt >= 1.0:
-            r = self.config.replay
             batch = self.replay.sample(r.batch_size, self.rng, r)
             step_ids = batch.pop("step_id")
             terminal_share = float(batch["is_terminal"].mean())
