@@ -105,7 +105,7 @@ class WorldModel(nn.Module):
         self.rssm = RSSM(c.rssm, action_dim, self.encoder.out_dim, discrete_actions)
         feat = self.rssm.feat_dim
         if self.obs_shapes is None:
-            self.decoder: nn.Module = Decoder(feat, obs, c.units, c.layers)
+            self.decoder: nn.Module = Decoder(feat, obs, c.units, c.layers, c.dec_symlog)
         else:
             self.decoder = MultiDecoder(feat, self.obs_shapes, c.units, c.layers, c.cnn)
         head_layers = c.layers if c.head_layers is None else c.head_layers

@@ -17,7 +17,6 @@ from .agent import WorldModel
 from .envs import obs_arrays, random_model_action, space_info, to_env_action
 from .replay_buffer import SequenceReplayBuffer
 from .rssm import State
-from .utils import symexp
 
 
 def collect_episode(env: Any, policy: Any, seed: int, rng: np.random.Generator) -> dict:
@@ -109,7 +108,7 @@ def open_loop(wm: WorldModel, episode: dict, start: int, context: int, horizon: 
         feats.append(state.feat)
     feat = torch.cat(feats)  # (horizon, F)
     return {
-        "obs_pred": symexp(wm.decoder(feat)).cpu().numpy(),
+        "obs_pred": wm.decoder.predict(feat).cpu().numpy(),
         "obs_real": episode["obs"][end : end + horizon],
         "reward_pred": wm.twohot.decode_logits(wm.reward_head(feat)).cpu().numpy(),
         "reward_real": episode["reward"][end : end + horizon],

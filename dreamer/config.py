@@ -78,6 +78,9 @@ class WorldModelConfig:
     dec_scale: float = 1.0  # beta_pred for the decoder term
     rew_scale: float = 1.0  # beta_pred for the reward term
     con_scale: float = 1.0  # beta_pred for the continue term
+    # The vector decoder regresses symlog(x) (paper); False: x itself, so an error far from 0
+    # costs as much as one near it (a departure, walkthrough). Images are unaffected.
+    dec_symlog: bool = True
     # Continue target: 'binary' c_t = 1 - terminated_t (2023); 'discounted' c_t = gamma * (1 -
     # terminated_t) (2025 code): the head then predicts the discount, and imagination uses its
     # output as gamma * c (returns and weights take no further gamma).

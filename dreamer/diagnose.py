@@ -32,7 +32,6 @@ from .checkpoint import load_checkpoint_file
 from .config import DreamerConfig, config_from_dict, override
 from .envs import make_env, spaces_from_info
 from .replay_buffer import SequenceReplayBuffer
-from .utils import symexp
 
 
 @torch.no_grad()
@@ -145,7 +144,7 @@ def continue_at_terminals(agent: DreamerAgent, replay: dict, context: int = 32) 
     for i in np.flatnonzero(data["is_terminal"][:size]):
         obs, states = _filter_windows(wm, data, np.arange(max(0, i - context + 1), i + 1)[None])
         cont = torch.sigmoid(wm.continue_head(states.feat[:, -1])).item()
-        decoded = symexp(wm.decoder(states.feat[:, -1]))[0]  # (O,) the model's x_t
+        decoded = wm.decoder.predict(states.feat[:, -1])[0]  # (O,) the model's x_t
         off_track = obs.shape[-1] == 4 and abs(float(obs[0, -1, 0])) > 2.4  # CartPole's bound
         key = "cart off track" if off_track else "other terminal"
         out[key].append(cont)
@@ -169,7 +168,7 @@ def decoder_error_by_abs_x(agent: DreamerAgent, replay: dict, windows: int = 300
     rng = np.random.default_rng(0)
     starts = rng.integers(0, replay["size"] - T, windows)
     obs, states = _filter_windows(wm, data, starts[:, None] + np.arange(T))  # (W, T, 4)
-    error = (symexp(wm.decoder(states.feat))[..., 0] - obs[..., 0]).abs().flatten().numpy()
+    error = (wm.decoder.predict(states.feat)[..., 0] - obs[..., 0]).abs().flatten().numpy()
     x = obs[..., 0].abs().flatten().numpy()
     edges = [0.0, 1.0, 2.0, 2.2, 2.4, 3.0]
     return {

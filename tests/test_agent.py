@@ -500,3 +500,24 @@ def test_training_loop_feeds_losses_back_as_replay_priorities(tmp_path):
     rows = read_metrics(trainer.metrics_path)
     shares = [r["replay/terminal_share"] for r in rows if r.get("replay/terminal_share") != ""]
     assert shares and all(0.0 <= float(s) <= 1.0 for s in shares)
+
+
+@pytest.mark.parametrize("symlog_target", [True, False])
+def test_decoder_target_symlog_or_raw(symlog_target):
+    """With a constant output c the loss is sum (c - target)^2, the target symlog(x) (numpy's
+    sign * log1p) or x itself; `predict` maps c back to observation units."""
+    config = WorldModelConfig(units=8, layers=1, dec_symlog=symlog_target)
+    config.rssm = RSSMConfig(deter=8, stoch=2, classes=3, units=8)
+    wm = WorldModel(4, 2, config)
+    c = np.array([0.5, -1.0, 2.0, 0.0], dtype=np.float32)
+    with torch.no_grad():
+        wm.decoder.net[-1].weight.zero_()
+        wm.decoder.net[-1].bias.copy_(torch.as_tensor(c))
+    obs = np.array([[2.4, -0.3, 0.0, 7.0], [0.1, 3.0, -2.2, 0.0]], dtype=np.float32)
+    feat = torch.randn(2, wm.rssm.feat_dim)
+    target = np.sign(obs) * np.log1p(np.abs(obs)) if symlog_target else obs
+    expected = ((c - target) ** 2).sum(-1)
+    loss = wm.decoder.loss(feat, torch.as_tensor(obs)).detach()
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    predicted = np.sign(c) * np.expm1(np.abs(c)) if symlog_target else c
+    np.testing.assert_allclose(wm.decoder.predict(feat)[0].detach(), predicted, rtol=1e-5)
