@@ -12,21 +12,11 @@ docs/experiments.md.
 import sys
 
 from dreamer.cli import main
-from dreamer.config import DreamerConfig, RSSMConfig
+from dreamer.config import DreamerConfig, classic_control
 
 
 def cartpole_config() -> DreamerConfig:
-    config = DreamerConfig()
-    # A 4-D physics state needs far less than the XS model: 4x faster updates on a CPU.
-    config.world_model.rssm = RSSMConfig(deter=128, stoch=16, classes=16, units=128)
-    config.world_model.units = 128
-    config.actor_critic.units = 128
-    # Early episodes last 10-30 steps; 32-step windows waste less compute on resets.
-    config.replay.seq_len = 32
-    # Few updates per env step, so 3x the paper's world-model and critic rates (1e-4 / 3e-5).
-    config.world_model.lr = 3e-4
-    config.actor_critic.critic_lr = 1e-4
-    config.train.train_ratio = 128  # 0.25 updates per env step at B*T = 512
+    config = classic_control()
     # The 2025 recipe's critic loss on replayed sequences: real rewards and terminations reach
     # the critic directly, so its value does not lag its own targets.
     config.actor_critic.replay_critic_scale = 0.3

@@ -12,24 +12,15 @@ the continue target stays 1. Threshold: eval mean >= -200.
 import sys
 
 from dreamer.cli import main
-from dreamer.config import DreamerConfig, RSSMConfig
+from dreamer.config import DreamerConfig, classic_control
 
 
 def pendulum_config() -> DreamerConfig:
-    config = DreamerConfig()
-    # A 3-D observation of a 2-D physical state: a small model suffices and trains 4x faster.
-    config.world_model.rssm = RSSMConfig(deter=128, stoch=16, classes=16, units=128)
-    config.world_model.units = 128
-    config.actor_critic.units = 128
-    # Same reasoning as 02_dreamer_cartpole.py: few updates, 3x the paper's learning rates.
-    config.world_model.lr = 3e-4
-    config.actor_critic.actor_lr = 1e-4
-    config.actor_critic.critic_lr = 1e-4
-    config.replay.seq_len = 32  # the swing-up dynamics are short-range; halves the unroll
-    config.train.steps = 10_000
-    config.train.train_ratio = 128  # 0.25 updates per env step at B*T = 512
+    config = classic_control()
+    config.actor_critic.actor_lr = 1e-4  # 3x the paper's, like the critic's in the shared recipe
     # The 2025 recipe's critic loss on replayed sequences (weight 0.3), as for CartPole.
     config.actor_critic.replay_critic_scale = 0.3
+    config.train.steps = 10_000
     config.train.eval_every = 1_000
     config.train.threshold = -200.0
     return config

@@ -11,21 +11,12 @@ never see the end of the penalty. Threshold: eval mean >= -100.
 import sys
 
 from dreamer.cli import main
-from dreamer.config import DreamerConfig, RSSMConfig
+from dreamer.config import DreamerConfig, classic_control
 
 
 def acrobot_config() -> DreamerConfig:
-    config = DreamerConfig()
-    # Two-link dynamics from a 6-D observation: the small model of 02/03 suffices.
-    config.world_model.rssm = RSSMConfig(deter=128, stoch=16, classes=16, units=128)
-    config.world_model.units = 128
-    config.actor_critic.units = 128
-    # Same as 02_dreamer_cartpole.py: few updates, 3x the paper's world-model and critic rates.
-    config.world_model.lr = 3e-4
-    config.actor_critic.critic_lr = 1e-4
-    config.replay.seq_len = 32  # same speed trade-off as CartPole
+    config = classic_control()  # nothing of its own: the shared recipe as it is
     config.train.steps = 50_000  # the bar: solved within 50k env steps
-    config.train.train_ratio = 128  # 0.25 updates per env step: the budget is 2.5x CartPole's
     config.train.eval_every = 2_500
     config.train.threshold = -100.0
     return config

@@ -11,18 +11,11 @@ Threshold: eval mean >= 200. Needs gymnasium[box2d].
 import sys
 
 from dreamer.cli import main
-from dreamer.config import DreamerConfig, RSSMConfig
+from dreamer.config import DreamerConfig, classic_control
 
 
 def lunar_lander_config() -> DreamerConfig:
-    config = DreamerConfig()
-    # The classic-control size: the mid-size model would take 5+ hours for 300k steps on a CPU.
-    config.world_model.rssm = RSSMConfig(deter=128, stoch=16, classes=16, units=128)
-    config.world_model.units = 128
-    config.actor_critic.units = 128
-    config.world_model.lr = 3e-4  # as CartPole/Acrobot: few updates per env step
-    config.actor_critic.critic_lr = 1e-4
-    config.replay.seq_len = 32  # more, smaller updates for the same compute
+    config = classic_control()
     config.train.steps = 300_000  # the bar: solved within 300k env steps
     # The 2025 code's default of 32 replayed steps per env step (paper: 512): about 2 h per seed.
     config.train.train_ratio = 32
