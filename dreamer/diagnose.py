@@ -11,7 +11,8 @@ Plays `--episodes` episodes with the sampled policy (as evaluation does) and rep
   on the observation that ended it;
 - what replay holds (run checkpoints only): the share of terminal steps, over all of replay and
   over its newest steps, the continue head and decoder at every stored terminal step, and for
-  CartPole where the cart was and how well the decoder places it, by distance from the centre.
+  CartPole where the cart was and how well the decoder places it, by distance from the centre,
+  and where dreams started near the edge take the cart (do they end past it?).
 `--refit N [--fresh] [--set KEY=VALUE]` instead trains the world model alone on the run's replay
 for N updates and reads the terminal steps again. Used for the collapse study in
 docs/experiments.md.
@@ -32,6 +33,7 @@ from .checkpoint import load_checkpoint_file
 from .config import DreamerConfig, config_from_dict, override
 from .envs import make_env, spaces_from_info
 from .replay_buffer import SequenceReplayBuffer
+from .rssm import imagine_rollout
 
 
 @torch.no_grad()
@@ -178,6 +180,81 @@ def decoder_error_by_abs_x(agent: DreamerAgent, replay: dict, windows: int = 300
     }  # fmt: skip
 
 
+@torch.no_grad()
+def dreams_from_the_edge(agent: DreamerAgent, replay: dict, starts: int = 200) -> dict:
+    """CartPole: dream H steps with the actor from replayed states whose cart is heading out
+    (|x| in [1.8, 2.4), x v > 0) and, for contrast, from states near the centre (|x| < 0.5).
+    Per group: the decoded |x| along the dream, the share of dreams that carry the cart past
+    the edge (2.4), the continue probability there, and the dream's survival prod c_t. Do the
+    dreams the actor learns from end at the edge?"""
+    wm, data, T = agent.world_model, replay["data"], agent.config.replay.seq_len
+    H, size = agent.config.actor_critic.horizon, replay["size"]
+    obs = data["obs"][:size]
+    x, v = obs[:, 0], obs[:, 1]
+    # a start at step i filters the window i-T+1..i, all of one episode and none of it terminal
+    episode = np.cumsum(data["is_first"][:size])
+    ok = np.zeros(size, bool)
+    ok[T - 1 :] = episode[T - 1 :] == episode[: size - T + 1]
+    ok &= ~data["is_terminal"][:size].astype(bool)
+    groups = {
+        "heading out, |x| 1.8-2.4": ok & (np.abs(x) >= 1.8) & (np.abs(x) < 2.4) & (x * v > 0),
+        "centre, |x| < 0.5": ok & (np.abs(x) < 0.5),
+    }
+    rng = np.random.default_rng(0)
+    report = {"horizon": H}
+    for name, mask in groups.items():
+        candidates = np.flatnonzero(mask)
+        if len(candidates) == 0:
+            report[name] = {"starts": 0}
+            continue
+        ends = rng.choice(candidates, min(starts, len(candidates)), replace=False)
+        _, states = _filter_windows(wm, data, ends[:, None] - T + 1 + np.arange(T))
+        start = states.map(lambda t: t[:, -1])  # (N, ...) the posterior at the chosen step
+        traj = imagine_rollout(
+            wm.rssm, start, lambda s: agent.actor(s).sample(), H, continue_head=wm.continue_head
+        )
+        later = traj.states.map(lambda t: t[1:])  # s_1..s_H, (H, N, ...)
+        dream_x = wm.decoder.predict(later.feat)[..., 0].abs()  # (H, N)
+        cont = torch.sigmoid(traj.cont_logits.float())  # (H, N)
+        past = dream_x >= 2.4
+        crossed = past.any(0)
+        real = _what_happened_next(data, size, ends, H)
+        report[name] = {
+            "starts": len(ends),
+            "abs_x_at_start": float(np.abs(x[ends]).mean()),
+            "decoded_abs_x_every_5_steps": dream_x.mean(1)[4::5].round(decimals=3).tolist(),
+            "share_crossing_2.4": float(crossed.float().mean()),
+            "cont_past_2.4": _mean_or_none(cont[past].tolist()),
+            "cont_inside": _mean_or_none(cont[~past].tolist()),
+            "survival_at_H": float(cont.prod(0).mean()),
+            **real,
+        }
+    return report
+
+
+def _what_happened_next(data: dict, size: int, starts: np.ndarray, horizon: int) -> dict:
+    """What replay holds after each start, the dream's real counterpart (under the policy of
+    the time): mean |x| over the steps still in the episode, and the share ended by then."""
+    abs_x = np.full((horizon, len(starts)), np.nan)
+    ended = np.zeros(len(starts), bool)
+    for n, i in enumerate(starts):
+        for k in range(1, horizon + 1):
+            j = i + k
+            if j >= size or data["is_first"][j]:
+                break  # the episode was truncated, or replay ends here
+            abs_x[k - 1, n] = abs(data["obs"][j, 0])
+            if data["is_terminal"][j]:
+                ended[n] = True
+                break
+    return {
+        "real_abs_x_every_5_steps": [
+            round(float(np.mean(row[seen])), 3) if (seen := ~np.isnan(row)).any() else None
+            for row in abs_x[4::5]
+        ],
+        "real_share_ended_within_H": float(ended.mean()),
+    }
+
+
 def refit_world_model(
     path: str, updates: int, changes: dict, seed: int = 0, fresh: bool = False
 ) -> dict:
@@ -283,6 +360,7 @@ def diagnose(path: str, env_id: str | None, episodes: int, seed: int) -> dict:
         if edge is not None:
             errors = decoder_error_by_abs_x(agent, stored)
             report["replay"]["decoder_x_error_by_abs_x"] = errors
+            report["replay"]["dreams_from_the_edge"] = dreams_from_the_edge(agent, stored)
     env.close()
     return report
 

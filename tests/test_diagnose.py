@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from dreamer.diagnose import discounted_returns, main, replay_report
+from dreamer.diagnose import _what_happened_next, discounted_returns, main, replay_report
 from dreamer.train import Trainer
 
 
@@ -49,6 +49,11 @@ def test_command_on_a_run_checkpoint(tmp_path, capsys):
     assert report["replay"]["steps"] >= 100 and report["replay"]["terminals"] >= 1
     ends = report["replay"]["continue_at_terminals"]
     assert sum(v["count"] for v in ends.values()) == report["replay"]["terminals"]
+    dreams = report["replay"]["dreams_from_the_edge"]
+    assert dreams["horizon"] == config.actor_critic.horizon
+    centre = dreams["centre, |x| < 0.5"]
+    assert centre["starts"] > 0 and 0.0 <= centre["survival_at_H"] <= 1.0
+    assert len(centre["decoded_abs_x_every_5_steps"]) == config.actor_critic.horizon // 5
     assert main([path, "--refit", "2", "--set", "world_model.con_scale=2"]) == 0
     refit = json.loads(capsys.readouterr().out)
     assert refit["updates"] == 2 and refit["changes"] == {"world_model.con_scale": 2}
@@ -76,3 +81,23 @@ def test_refit_refuses_new_bias_shapes_without_fresh(tmp_path):
     trainer.save_latest()
     with pytest.raises(ValueError, match="--fresh"):
         refit_world_model(trainer.latest_path, 1, {"hidden_bias": True})
+
+
+def test_what_happened_next_follows_one_episode_by_hand():
+    """Replay: episode A (steps 0-5) ends terminal at 5, episode B starts at 6 and is cut at 9.
+    From step 2 with H = 5: |x| at 3, 4, 5, then the end; from step 7: 8, 9, then replay ends."""
+    x = np.array([0.0, 0.5, -1.0, 1.5, -2.0, 2.5, 0.1, 0.2, -0.3, 0.4])
+    data = {
+        "obs": np.stack([x, np.zeros(10)], 1),
+        "is_first": np.array([1, 0, 0, 0, 0, 0, 1, 0, 0, 0], bool),
+        "is_terminal": np.array([0, 0, 0, 0, 0, 1, 0, 0, 0, 0], bool),
+    }
+    out = _what_happened_next(data, 10, np.array([2, 7]), 5)
+    # step k = 5 (the only one reported): neither start has a state left there
+    assert out["real_share_ended_within_H"] == 0.5
+    assert out["real_abs_x_every_5_steps"] == [None]
+    out = _what_happened_next(data, 10, np.array([2, 7]), 2)
+    # H = 2 reports nothing (every 5th step); the end lies 3 steps on, beyond H
+    assert out["real_share_ended_within_H"] == 0.0
+    out = _what_happened_next(data, 10, np.array([0]), 5)
+    assert out["real_abs_x_every_5_steps"] == [2.5] and out["real_share_ended_within_H"] == 1.0
