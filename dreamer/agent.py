@@ -143,9 +143,13 @@ class WorldModel(nn.Module):
         # L_rew = twohot CE on symlog(r_t)
         losses["rew"] = self.twohot.loss(self.reward_head(feat), batch["reward"])
         # L_con = BCE toward c_t = 1 - terminated_t (times gamma for the discounted target)
+        terminal = batch["is_terminal"]
         losses["con"] = binary_cross_entropy_logits(
-            self.continue_head(feat), self.cont_scale * (1.0 - batch["is_terminal"])
+            self.continue_head(feat), self.cont_scale * (1.0 - terminal)
         )
+        weight = self.config.con_terminal_weight
+        if weight != 1.0:  # a terminal step counts `weight` times (official: once)
+            losses["con"] = losses["con"] * (1.0 + (weight - 1.0) * terminal)
         # L_dyn = max(1, KL[sg(q) || p]),  L_rep = max(1, KL[q || sg(p)])
         losses["dyn"], losses["rep"] = kl_terms(post, prior, self.config.kl.free_bits)
         assert losses.keys() == self.scales.keys(), "every loss needs a scale"

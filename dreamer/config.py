@@ -78,6 +78,10 @@ class WorldModelConfig:
     dec_scale: float = 1.0  # beta_pred for the decoder term
     rew_scale: float = 1.0  # beta_pred for the reward term
     con_scale: float = 1.0  # beta_pred for the continue term
+    # Weight of a terminal step in the continue loss (official: 1, like any step). Ends are rare
+    # (CartPole: 1 step in 100-700), so a blurred head predicts them far too seldom; > 1 asks it
+    # to err toward ending. A departure (walkthrough).
+    con_terminal_weight: float = 1.0
     # The vector decoder regresses symlog(x) (paper); False: x itself, so an error far from 0
     # costs as much as one near it (a departure, walkthrough). Images are unaffected.
     dec_symlog: bool = True
@@ -287,6 +291,7 @@ LIMITS: dict[str, str] = {
     "world_model.layers": "[1, inf)",
     "world_model.num_bins": "[2, inf)",  # twohot needs two neighbouring bins
     "world_model.dec_scale": "[0, inf)",
+    "world_model.con_terminal_weight": "[0, inf)",
     "world_model.rew_scale": "[0, inf)",
     "world_model.con_scale": "[0, inf)",
     "world_model.head_layers": "[0, inf)",  # 0: a linear head

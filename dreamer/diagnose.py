@@ -293,6 +293,8 @@ def refit_world_model(
     }
     if str(state.get("env_id", "")).startswith("CartPole"):  # obs[0] is the cart's x
         report["decoder_x_error_by_abs_x"] = decoder_error_by_abs_x(agent, stored)
+        if not fresh:  # the run's actor still reads these latents: its dreams mean something
+            report["dreams_from_the_edge"] = dreams_from_the_edge(agent, stored)
     return report
 
 

@@ -521,3 +521,24 @@ def test_decoder_target_symlog_or_raw(symlog_target):
     np.testing.assert_allclose(loss, expected, rtol=1e-5)
     predicted = np.sign(c) * np.expm1(np.abs(c)) if symlog_target else c
     np.testing.assert_allclose(wm.decoder.predict(feat)[0].detach(), predicted, rtol=1e-5)
+
+
+@pytest.mark.parametrize("weight", [1.0, 10.0])
+def test_terminal_steps_weigh_con_terminal_weight_in_the_continue_loss(
+    config, cartpole_batch, weight
+):
+    """Continue logit fixed at L: a continuing step costs log(1 + e^-L), a terminal one
+    log(1 + e^L), counted `weight` times; the mean is over all B*T steps."""
+    config.world_model.con_terminal_weight = weight
+    wm = WorldModel(4, 2, config.world_model)
+    L = 1.5
+    with torch.no_grad():
+        wm.continue_head.net[-1].weight.zero_()
+        wm.continue_head.net[-1].bias.fill_(L)
+    batch = {k: torch.as_tensor(v).float() for k, v in cartpole_batch.items()}
+    batch["is_terminal"] = torch.zeros_like(batch["is_terminal"])
+    batch["is_terminal"][0, -1] = batch["is_terminal"][2, 3] = 1.0
+    _, losses, _, _ = wm.loss(batch)
+    n = batch["is_terminal"].numel()
+    expected = ((n - 2) * math.log1p(math.exp(-L)) + 2 * weight * math.log1p(math.exp(L))) / n
+    assert losses["con"].item() == pytest.approx(expected, rel=1e-5)
