@@ -219,6 +219,7 @@ def dreams_from_the_edge(agent: DreamerAgent, replay: dict, starts: int = 200) -
         past = dream_x >= 2.4
         crossed = past.any(0)
         real = _what_happened_next(data, size, ends, H)
+        real.update(_open_loop_x_errors(wm, data, size, ends, T, H))
         report[name] = {
             "starts": len(ends),
             "abs_x_at_start": float(np.abs(x[ends]).mean()),
@@ -230,6 +231,38 @@ def dreams_from_the_edge(agent: DreamerAgent, replay: dict, starts: int = 200) -
             **real,
         }
     return report
+
+
+def _open_loop_x_errors(
+    wm: Any, data: dict, size: int, starts: np.ndarray, T: int, H: int
+) -> dict[str, list]:
+    """The dynamics apart from the decoder: from each start, the prior rolled forward on the
+    actions really taken, its decoded x against the real x, beside the decoder's error on the
+    posterior of the same steps (which saw the observations). Steps past the episode's end are
+    left out. Open-loop error well above the posterior's: the dynamics drift, not the decoder."""
+    index = np.minimum(starts[:, None] - T + 1 + np.arange(T + H), size - 1)  # (N, T + H)
+    obs, posterior = _filter_windows(wm, data, index)
+    episode = np.cumsum(data["is_first"][:size])
+    after = index[:, T:]  # (N, H) steps i+1..i+H
+    valid = (episode[after] == episode[starts][:, None]) & (after > starts[:, None])  # (N, H)
+    state = posterior.map(lambda t: t[:, T - 1])  # s_i, (N, ...)
+    actions = torch.as_tensor(data["action"][index[:, T - 1 : T - 1 + H]])  # a_i.., (N, H, A)
+    prior_x = []
+    for k in range(H):
+        state = wm.rssm.imagine_step(state, actions[:, k])
+        prior_x.append(wm.decoder.predict(state.feat)[:, 0])
+    real_x = obs[:, T:, 0]  # (N, H)
+    open_loop = (torch.stack(prior_x, 1) - real_x).abs().numpy()
+    filtered = (wm.decoder.predict(posterior.feat[:, T:])[..., 0] - real_x).abs().numpy()
+
+    def every_5(error: np.ndarray) -> list:
+        means = [_mean_or_none(error[valid[:, k], k].tolist()) for k in range(4, H, 5)]
+        return [None if m is None else round(m, 3) for m in means]
+
+    return {
+        "open_loop_x_error_every_5_steps": every_5(open_loop),
+        "posterior_x_error_every_5_steps": every_5(filtered),
+    }
 
 
 def _what_happened_next(data: dict, size: int, starts: np.ndarray, horizon: int) -> dict:

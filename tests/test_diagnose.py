@@ -54,6 +54,8 @@ def test_command_on_a_run_checkpoint(tmp_path, capsys):
     centre = dreams["centre, |x| < 0.5"]
     assert centre["starts"] > 0 and 0.0 <= centre["survival_at_H"] <= 1.0
     assert len(centre["decoded_abs_x_every_5_steps"]) == config.actor_critic.horizon // 5
+    for key in ("open_loop_x_error_every_5_steps", "posterior_x_error_every_5_steps"):
+        assert len(centre[key]) == config.actor_critic.horizon // 5
     assert main([path, "--refit", "2", "--set", "world_model.con_scale=2"]) == 0
     refit = json.loads(capsys.readouterr().out)
     assert refit["updates"] == 2 and refit["changes"] == {"world_model.con_scale": 2}
