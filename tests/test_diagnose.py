@@ -6,9 +6,17 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from conftest import tiny_config
 
-from dreamer.diagnose import _what_happened_next, discounted_returns, main, replay_report
+from dreamer.agent import WorldModel
+from dreamer.diagnose import (
+    _open_loop_x_errors,
+    _what_happened_next,
+    discounted_returns,
+    main,
+    replay_report,
+)
 from dreamer.train import Trainer
 
 
@@ -103,3 +111,30 @@ def test_what_happened_next_follows_one_episode_by_hand():
     assert out["real_share_ended_within_H"] == 0.0
     out = _what_happened_next(data, 10, np.array([0]), 5)
     assert out["real_abs_x_every_5_steps"] == [2.5] and out["real_share_ended_within_H"] == 1.0
+
+
+def test_open_loop_errors_leave_out_steps_past_the_episode_end():
+    """A start at an episode's last step has no real future: adding it leaves the posterior
+    errors unchanged, and alone it reports no error at all."""
+    config = tiny_config()
+    wm = WorldModel(4, 2, config.world_model)
+    rng = np.random.default_rng(0)
+    size = 40  # episode A: steps 0-19, episode B: 20-39
+    data = {
+        "obs": rng.normal(size=(size, 4)).astype(np.float32),
+        "action": np.eye(2, dtype=np.float32)[rng.integers(0, 2, size)],
+        "is_first": np.isin(np.arange(size), [0, 20]),
+    }
+    T, H = 4, 10
+    with torch.no_grad():
+        torch.manual_seed(0)
+        alone = _open_loop_x_errors(wm, data, size, np.array([8]), T, H)
+        torch.manual_seed(0)
+        both = _open_loop_x_errors(wm, data, size, np.array([8, 19]), T, H)
+        last = _open_loop_x_errors(wm, data, size, np.array([19]), T, H)
+    assert all(v is not None for v in alone["open_loop_x_error_every_5_steps"])
+    # the posterior's noise is drawn per row up front, the dream's per step: compare the former
+    key = "posterior_x_error_every_5_steps"
+    assert both[key] == alone[key]
+    assert set(last["open_loop_x_error_every_5_steps"]) == {None}
+    assert set(last["posterior_x_error_every_5_steps"]) == {None}
