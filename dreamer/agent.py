@@ -14,8 +14,10 @@ The losses of steps 3-5 are the functions of `actor_critic.py`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -192,7 +194,7 @@ class DreamerAgent(nn.Module):
         action_space: Any,
         config: DreamerConfig | None = None,
         device: str | torch.device = "cpu",
-        compile: bool = False,
+        compile: bool | str | None = False,
         cuda_graph: bool = False,
     ):
         super().__init__()
@@ -258,21 +260,47 @@ class DreamerAgent(nn.Module):
         self.world_model_loss_fn = self.world_model.loss
         self.actor_critic_loss_fn = self.actor_critic_losses
         self.reduce_across_ranks: Any = None  # set by `data_parallel`
-        self.compiled = False
+        self.compiled: str | None = None  # what `--compile` took: "steps", "losses" or nothing
         if compile:
-            self.compile_losses()
+            self.compile_update("steps" if compile is True else compile)
         self._graph: torch.cuda.CUDAGraph | None = None
         self._graph_warmup = 3  # eager updates before recording (torch's CUDA graph notes)
 
-    def compile_losses(self) -> None:
-        """torch.compile both loss functions, forward and backward: inductor fuses the many
-        small elementwise ops into a few kernels. The eager methods stay the reference
-        (tests/test_compile.py pins the two equal). With `cuda_graph` the fused kernels are
-        recorded too.
+    def compile_update(self, scope: str = "steps") -> None:
+        """torch.compile part of the update, forward and backward: inductor fuses the many
+        small elementwise ops into a few kernels. With `cuda_graph` the fused kernels are
+        recorded too. The eager methods stay the reference (tests/test_compile.py pins each
+        scope equal to them).
+
+        "steps": the RSSM's two loop bodies (a filtering step, a dreamed step), each compiled
+        once for all steps. "losses": both whole loss functions, the
+        unrolled loops included (minutes to compile on a GPU host, a quarter-hour on a laptop).
         """
-        self.world_model_loss_fn = torch.compile(self.world_model.loss)
-        self.actor_critic_loss_fn = torch.compile(self.actor_critic_losses)
-        self.compiled = True
+        if scope == "steps":
+            self.world_model.rssm.compile_steps()
+        elif scope == "losses":
+            self.world_model_loss_fn = torch.compile(self.world_model.loss)
+            self.actor_critic_loss_fn = torch.compile(self.actor_critic_losses)
+        else:
+            raise ValueError(f"compile scope must be steps or losses, not {scope!r}")
+        self.compiled = scope
+
+    @contextlib.contextmanager
+    def eager(self) -> Iterator[None]:
+        """Run the eager methods inside, whatever `compile` did (FLOP counting, comparisons)."""
+        saved = self.world_model_loss_fn, self.actor_critic_loss_fn
+        rssm = self.world_model.rssm
+        steps = rssm.filter_step_fn, rssm.imagine_step_fn
+        self.world_model_loss_fn, self.actor_critic_loss_fn = (
+            self.world_model.loss,
+            self.actor_critic_losses,
+        )
+        rssm.eager_steps()
+        try:
+            yield
+        finally:
+            self.world_model_loss_fn, self.actor_critic_loss_fn = saved
+            rssm.filter_step_fn, rssm.imagine_step_fn = steps
 
     def data_parallel(self) -> None:
         """Average gradients across torchrun ranks (`distributed.py`): both loss functions run

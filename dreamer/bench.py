@@ -333,16 +333,8 @@ def count_flops(agent: DreamerAgent, batch: dict) -> int:
 
     counter = FlopCounterMode(display=False)
     # the eager update: a replayed CUDA graph or a compiled function dispatches no torch ops
-    compiled = agent.world_model_loss_fn, agent.actor_critic_loss_fn
-    agent.world_model_loss_fn, agent.actor_critic_loss_fn = (
-        agent.world_model.loss,
-        agent.actor_critic_losses,
-    )
-    try:
-        with counter:
-            agent.update(batch)
-    finally:
-        agent.world_model_loss_fn, agent.actor_critic_loss_fn = compiled
+    with agent.eager(), counter:
+        agent.update(batch)
     return counter.get_total_flops()
 
 
@@ -362,7 +354,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--obs-dim", type=int, default=4)
     p.add_argument("--action-dim", type=int, default=2)
     p.add_argument("--continuous", action="store_true", help="Box actions (dynamics backprop)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the losses")
+    p.add_argument(
+        "--compile",
+        nargs="?",
+        const="steps",
+        choices=["steps", "losses"],
+        help="torch.compile the RSSM's loop bodies (steps, the default) or both whole losses",
+    )
     p.add_argument("--cuda-graph", action="store_true", help="replay the update as a CUDA graph")
     p.add_argument(
         "--plain-maths", action="store_true", help="every speed trick off (utils.plain_maths)"

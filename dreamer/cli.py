@@ -133,8 +133,11 @@ def build_parser(description: str, env_id: str | None) -> argparse.ArgumentParse
     )
     p.add_argument(
         "--compile",
-        action="store_true",
-        help="torch.compile the losses (inductor); see the README's speed table",
+        nargs="?",
+        const="steps",
+        choices=["steps", "losses"],
+        help="torch.compile the RSSM's loop bodies (steps, the default) or both whole losses "
+        "(inductor); see docs/scale.md",
     )
     p.add_argument(
         "--cuda-graph",

@@ -127,6 +127,24 @@ class RSSM(nn.Module):
             self.register_buffer("initial_deter", torch.zeros(c.deter))
         else:
             raise ValueError(f"rssm.initial must be 'learned' or 'zeros', not {c.initial!r}")
+        # The step functions the loops call: the eager methods, or compiled (`compile_steps`).
+        self.filter_step_fn = self.filter_step
+        self.imagine_step_fn = self.imagine_step
+
+    def compile_steps(self) -> None:
+        """torch.compile one filtering step and one dreamed step, the two loop bodies.
+
+        Every step of a loop has the same shapes, so each body compiles once (seconds) and its
+        many small elementwise ops run as a few fused kernels at every step; compiling the whole
+        unrolled update instead takes minutes to a quarter of an hour. The eager methods stay
+        the reference (tests/test_compile.py pins the two equal).
+        """
+        self.filter_step_fn = torch.compile(self.filter_step, dynamic=False)
+        self.imagine_step_fn = torch.compile(self.imagine_step, dynamic=False)
+
+    def eager_steps(self) -> None:
+        """Undo `compile_steps`."""
+        self.filter_step_fn, self.imagine_step_fn = self.filter_step, self.imagine_step
 
     # -- pieces -------------------------------------------------------------------------------
 
@@ -228,6 +246,29 @@ class RSSM(nn.Module):
         deter = self.recurrent(state, action)
         return State(deter, *self._sample(self.prior_logits(deter), uniform))
 
+    def filter_step(
+        self,
+        state: State,
+        action_part: Tensor,
+        embed_part: Tensor,
+        first: Tensor,
+        initial: State,
+        uniform: Tensor,
+    ) -> tuple[State, Tensor]:
+        """`observe`'s loop body: one filtering step from the hoisted input products.
+
+        action_part = W_a a_{t-1} and embed_part = W_e e_t (B, units), computed for all t at once.
+        Returns the posterior state and its logits (B, G, K).
+        """
+        S, D = self.stoch_dim, self.config.deter
+        img_w, post_w = self.img_in[0].weight, self.posterior_net[0].weight
+        # W_a (0 * a) = 0 * W_a a: resetting the action's product resets the action
+        state, action_part = self.reset(state, action_part, first, initial)
+        x = self.img_in[1:](F.linear(state.stoch, img_w[:, :S]) + action_part)
+        deter = self.gru(x, state.deter)  # (B, D): h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}])
+        post = self._logits(self.posterior_net[1:](F.linear(deter, post_w[:, :D]) + embed_part))
+        return State(deter, *self._sample(post, uniform)), post  # z_t ~ q(z_t | h_t, e_t)
+
     def observe(
         self,
         embed: Tensor,
@@ -253,18 +294,14 @@ class RSSM(nn.Module):
         S, D = self.stoch_dim, self.config.deter
         action_part = F.linear(self.clip_action(prev_action), img_w[:, S:])  # (B, T, units)
         embed_part = F.linear(embed, post_w[:, D:])  # (B, T, units)
-        img_rest, post_rest = self.img_in[1:], self.posterior_net[1:]
         first = is_first.bool().unsqueeze(-1)  # (B, T, 1)
         state = State(state.deter, state.stoch)  # the loop multiplies z, it never gathers
         deters, stochs, indices, posts = [], [], [], []
         for t in range(T):
-            # W_a (0 * a) = 0 * W_a a: resetting the action's product resets the action
-            state, a_part = self.reset(state, action_part[:, t], first[:, t], initial)
-            x = img_rest(F.linear(state.stoch, img_w[:, :S]) + a_part)
-            deter = self.gru(x, state.deter)  # (B, D): h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}])
-            post = self._logits(post_rest(F.linear(deter, post_w[:, :D]) + embed_part[:, t]))
-            state = State(deter, *self._sample(post, uniform[:, t]))  # z_t ~ q(z_t | h_t, e_t)
-            deters.append(deter)
+            state, post = self.filter_step_fn(
+                state, action_part[:, t], embed_part[:, t], first[:, t], initial, uniform[:, t]
+            )
+            deters.append(state.deter)
             stochs.append(state.stoch)
             indices.append(state.index)
             posts.append(post)
@@ -334,7 +371,7 @@ def imagine_rollout(
     steps, actions = [state], []
     for t in range(horizon):
         action = policy(state)  # (N, A)
-        state = rssm.imagine_step(state, action, uniform[t])
+        state = rssm.imagine_step_fn(state, action, uniform[t])
         steps.append(state)
         actions.append(action)
     # (H + 1, N, ...); the start's classes are kept only if it has them

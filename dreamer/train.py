@@ -160,7 +160,7 @@ class Trainer:
         command: str = "",
         progress: bool = True,
         threads: int | str | None = None,
-        compile: bool = False,
+        compile: bool | str | None = False,
         cuda_graph: bool = False,
     ):
         validate(config)

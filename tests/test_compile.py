@@ -1,4 +1,5 @@
-"""`--compile`: the compiled loss functions equal the eager methods, which stay the reference."""
+"""`--compile`: the compiled update equals the eager methods, which stay the reference: either
+scope, the RSSM's loop bodies (steps) or the whole loss functions (losses)."""
 
 from __future__ import annotations
 
@@ -25,14 +26,15 @@ def _losses_and_grads(agent: DreamerAgent, batch: dict) -> tuple[list, list]:
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="inductor on CPU needs a C++ compiler")
+@pytest.mark.parametrize("scope", ["steps", "losses"])
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])  # REINFORCE, dynamics
-def test_compiled_losses_and_gradients_match_eager(monkeypatch, env_id):
+def test_compiled_losses_and_gradients_match_eager(monkeypatch, env_id, scope):
     monkeypatch.setattr(inductor_config, "fallback_random", True)  # eager's random numbers
     env = gym.make(env_id)
     config = tiny_config()
     config.replay.seq_len, config.actor_critic.horizon = 4, 2  # a short unroll compiles fast
     eager = DreamerAgent(env.observation_space, env.action_space, config)
-    compiled = DreamerAgent(env.observation_space, env.action_space, config, compile=True)
+    compiled = DreamerAgent(env.observation_space, env.action_space, config, compile=scope)
     compiled.load_state_dict(eager.state_dict())
     obs_dim, discrete = env.observation_space.shape[0], env_id == "CartPole-v1"
     batch = eager.batch_to_torch(synthetic_batch(config, obs_dim, 2 if discrete else 1, discrete))
@@ -46,4 +48,19 @@ def test_compiled_losses_and_gradients_match_eager(monkeypatch, env_id):
     assert any(g.abs().max() > 0 for g in compiled_grads)
     # and a whole update runs through the compiled functions
     metrics = compiled.train_step(batch)
-    assert compiled.compiled and all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    assert compiled.compiled == scope
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+
+
+def test_eager_context_restores_the_compiled_functions():
+    env = gym.make("CartPole-v1")
+    agent = DreamerAgent(env.observation_space, env.action_space, tiny_config(), compile="steps")
+    rssm = agent.world_model.rssm
+    compiled = rssm.filter_step_fn, rssm.imagine_step_fn
+    assert compiled != (rssm.filter_step, rssm.imagine_step)
+    with agent.eager():
+        assert (rssm.filter_step_fn, rssm.imagine_step_fn) == (rssm.filter_step, rssm.imagine_step)
+        assert agent.world_model_loss_fn == agent.world_model.loss
+    assert (rssm.filter_step_fn, rssm.imagine_step_fn) == compiled
+    with pytest.raises(ValueError, match="steps or losses"):
+        agent.compile_update("everything")
