@@ -126,7 +126,8 @@ def build_parser(description: str, env_id: str | None) -> argparse.ArgumentParse
     )
     p.add_argument(
         "--set",
-        nargs="*",
+        nargs="+",
+        action="extend",  # `--set a=1 b=2` and `--set a=1 --set b=2` both keep both
         default=[],
         metavar="KEY=VALUE",
         help="any config field, e.g. actor_critic.entropy=1e-3 (JSON values)",

@@ -79,3 +79,21 @@ def test_cuda_without_gpu_suggests_cpu(tmp_path):
 
 
 # Bad input (flags, --set, envs, checkpoints): tests/test_robustness.py.
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--set", "hidden_bias=true", "--set", "world_model.dec_symlog=false"],
+        ["--set", "hidden_bias=true", "world_model.dec_symlog=false"],
+    ],
+)
+def test_every_set_counts_repeated_or_listed(argv):
+    """A repeated `--set` once replaced the earlier ones: only the last change was trained."""
+    from conftest import tiny_config
+
+    from dreamer import cli
+
+    config = cli.apply_args(tiny_config(), cli.build_parser("x", "CartPole-v1").parse_args(argv))
+    assert config.hidden_bias is True and config.world_model.dec_symlog is False
+    assert tiny_config().hidden_bias is False and tiny_config().world_model.dec_symlog is True
