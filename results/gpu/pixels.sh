@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# 07_dreamer_pixels.py on one GPU: CartPole from 64x64 frames with the update replayed as a
+# CUDA graph, the RSSM's steps compiled and four envs collecting; stopped by SIGINT after LIMIT
+# seconds (its checkpoint saved). On a machine still warm, RESUME=1 continues the same run.
+# From the repository root: OUT=somewhere [LIMIT=500] [RESUME=1] bash results/gpu/pixels.sh
+set -u
+OUT=${OUT:-results/gpu/out}
+LIMIT=${LIMIT:-500}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name --format=csv,noheader
+timeout -s INT "$LIMIT" python3 07_dreamer_pixels.py --device cuda --cuda-graph --compile steps \
+  --envs 4 --threads 1 --no-progress --logdir /tmp/pixels ${RESUME:+--resume} \
+  >> /tmp/pixels.log 2>&1
+cp /tmp/pixels/metrics.csv "$OUT/pixels-metrics.csv"
+tail -3 /tmp/pixels.log
