@@ -273,8 +273,8 @@ class DreamerAgent(nn.Module):
         scope equal to them).
 
         "steps": the RSSM's two loop bodies (a filtering step, a dreamed step), each compiled
-        once for all steps. "losses": both whole loss functions, the
-        unrolled loops included (minutes to compile on a GPU host, a quarter-hour on a laptop).
+        once for all steps. "losses": both whole loss functions, the unrolled loops included
+        (minutes to compile on a GPU host, a quarter-hour on a laptop).
         """
         if scope == "steps":
             self.world_model.rssm.compile_steps()
@@ -287,7 +287,7 @@ class DreamerAgent(nn.Module):
 
     @contextlib.contextmanager
     def eager(self) -> Iterator[None]:
-        """Run the eager methods inside, whatever `compile` did (FLOP counting, comparisons)."""
+        """The eager methods inside, whatever `compile_update` did (FLOP counting, comparisons)."""
         saved = self.world_model_loss_fn, self.actor_critic_loss_fn
         rssm = self.world_model.rssm
         steps = rssm.filter_step_fn, rssm.imagine_step_fn
