@@ -134,9 +134,10 @@ class RSSM(nn.Module):
     def compile_steps(self) -> None:
         """torch.compile one filtering step and one dreamed step, the two loop bodies.
 
-        Every step of a loop has the same shapes, so each body compiles once (seconds) and its
-        many small elementwise ops run as a few fused kernels at every step; compiling the whole
-        unrolled update instead takes minutes to a quarter of an hour. The eager methods stay
+        Every step of a loop has the same shapes, so each body compiles once (the filter twice:
+        its first step has no sampled classes yet), in seconds, and its many small elementwise
+        ops run as a few fused kernels at every step; compiling the whole unrolled update
+        instead takes minutes to a quarter of an hour. The eager methods stay
         the reference (tests/test_compile.py pins the two equal).
         """
         self.filter_step_fn = torch.compile(self.filter_step, dynamic=False)
