@@ -104,14 +104,14 @@ def steps(out: str, cartpole_steps: int) -> list[tuple[str, list[str], float]]:
     cartpole = [py, "02_dreamer_cartpole.py", "--device", "cuda", "--cuda-graph", "--threads",
                 "1", "--no-progress", "--steps", str(cartpole_steps),
                 "--logdir", cartpole_logdir(out)]  # fmt: skip
-    graph, steps_compiled = ["--cuda-graph"], ["--cuda-graph", "--compile", "steps"]
+    graph, compiled = ["--cuda-graph"], ["--compile", "steps"]
     return [
         ("cuda_tests", [py, "-m", "pytest", "-q", "-m", "cuda", "tests/test_cuda.py"], 120),
         ("bench_xs_eager", [*bench, "--preset", "xs"], 90),
         ("bench_xs_graph", [*bench, "--preset", "xs", *graph], 90),
-        ("bench_xs_compile_graph", [*bench, "--preset", "xs", *steps_compiled], 180),
-        ("bench_12m_compile_graph", [*bench, "--preset", "12m", *steps_compiled], 180),
-        ("cartpole_graph", [*cartpole, *steps_compiled[1:]], 200),
+        ("bench_xs_compile_graph", [*bench, "--preset", "xs", *graph, *compiled], 180),
+        ("bench_12m_compile_graph", [*bench, "--preset", "12m", *graph, *compiled], 180),
+        ("cartpole_graph", [*cartpole, *compiled], 200),
         ("bench_12m_eager", [*bench, "--preset", "12m"], 90),
         ("bench_12m_graph", [*bench, "--preset", "12m", *graph], 90),
         ("bench_xs_bf16_graph", [*bench, "--preset", "xs", *graph, "--precision", "bf16"], 90),
@@ -123,7 +123,7 @@ def table(path: str) -> str:
     with open(path) as f:
         report = json.load(f)
     d, rows = report["device"], []
-    results = [step["result"] for name, step in report["steps"].items() if step.get("result")]
+    results = [step["result"] for step in report["steps"].values() if step.get("result")]
     # xs before 12m, fp32 before bf16, then eager, graph, graph + compile
     order = {"xs": 0, "12m": 1}
     results.sort(key=lambda r: (order.get(r["preset"], 2), r["precision"] != "fp32",

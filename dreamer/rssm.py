@@ -99,6 +99,13 @@ def _mlp_logits(in_dim: int, units: int, out_dim: int) -> nn.Sequential:
     )
 
 
+def _after_first(layers: nn.Sequential, x: Tensor) -> Tensor:
+    """`layers[1:](x)` without building a new Sequential at every step of a loop."""
+    for layer in list(layers)[1:]:
+        x = layer(x)
+    return x
+
+
 class RSSM(nn.Module):
     """GRU deterministic state + categorical stochastic state (paper Eq. 3-4)."""
 
@@ -210,7 +217,7 @@ class RSSM(nn.Module):
         if state.gatherable:  # W [z, a] = W_z z + W_a a, W_z z a gather of one column per latent
             weight, S = self.img_in[0].weight, self.stoch_dim
             z_part = onehot_matmul(state.stoch, state.index, weight[:, :S])
-            x = self.img_in[1:](z_part + F.linear(action, weight[:, S:]))
+            x = _after_first(self.img_in, z_part + F.linear(action, weight[:, S:]))
         else:
             x = self.img_in(torch.cat([state.stoch, action], -1))
         return self.gru(x, state.deter)
@@ -265,9 +272,10 @@ class RSSM(nn.Module):
         img_w, post_w = self.img_in[0].weight, self.posterior_net[0].weight
         # W_a (0 * a) = 0 * W_a a: resetting the action's product resets the action
         state, action_part = self.reset(state, action_part, first, initial)
-        x = self.img_in[1:](F.linear(state.stoch, img_w[:, :S]) + action_part)
+        x = _after_first(self.img_in, F.linear(state.stoch, img_w[:, :S]) + action_part)
         deter = self.gru(x, state.deter)  # (B, D): h_t = GRU(h_{t-1}, [z_{t-1}, a_{t-1}])
-        post = self._logits(self.posterior_net[1:](F.linear(deter, post_w[:, :D]) + embed_part))
+        post = _after_first(self.posterior_net, F.linear(deter, post_w[:, :D]) + embed_part)
+        post = self._logits(post)
         return State(deter, *self._sample(post, uniform)), post  # z_t ~ q(z_t | h_t, e_t)
 
     def observe(
