@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import sys
 
 import matplotlib
 
@@ -25,9 +26,14 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, float]]:
 
 
 def plot_learning_curve(
-    rows: list[dict[str, float]], path: str | os.PathLike, title: str, threshold: float | None
+    rows: list[dict[str, float]],
+    path: str | os.PathLike,
+    title: str,
+    threshold: float | None,
+    eval_policy: str = "sample",
 ) -> None:
-    """Eval return (mean +- std) and training episode return against env steps."""
+    """Eval return (mean +- std) and training episode return against env steps; `eval_policy`
+    names how the eval episodes acted (`train.eval_policy`: the policy sampled or its mode)."""
     fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
     train = [
         (r["env_step"], r["episode_return"]) for r in rows if not math.isnan(r["episode_return"])
@@ -39,7 +45,8 @@ def plot_learning_curve(
         steps = [r["env_step"] for r in evals]
         mean = [r["eval_mean"] for r in evals]
         std = [r["eval_std"] for r in evals]
-        ax.plot(steps, mean, color="C0", marker="o", ms=3, label="eval mean (10 ep, mode)")
+        label = f"eval mean (10 ep, {eval_policy})"
+        ax.plot(steps, mean, color="C0", marker="o", ms=3, label=label)
         lo = [m - s for m, s in zip(mean, std, strict=True)]
         hi = [m + s for m, s in zip(mean, std, strict=True)]
         ax.fill_between(steps, lo, hi, color="C0", alpha=0.2)
@@ -125,3 +132,28 @@ def write_video_gif(video: dict, path: str, fps: int = 10, side: int = 128) -> N
             draw.text((x + 2, 2), label, fill="black")
         images.append(canvas)
     images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m dreamer.plotting METRICS.csv OUT.png`: a run's learning curve from its
+    metrics.csv alone (for runs whose logdir stayed on another machine)."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("metrics", help="a run's metrics.csv")
+    p.add_argument("out", help="the PNG to write")
+    p.add_argument("--title", default="")
+    p.add_argument("--threshold", type=float, default=None)
+    p.add_argument("--eval-policy", choices=["sample", "mode"], default="sample")
+    args = p.parse_args(argv)
+    if not os.path.isfile(args.metrics):
+        print(f"error: no metrics file at {args.metrics}", file=sys.stderr)
+        return 2
+    plot_learning_curve(
+        read_metrics(args.metrics), args.out, args.title, args.threshold, args.eval_policy
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

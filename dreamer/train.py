@@ -481,6 +481,7 @@ class Trainer:
                 os.path.join(self.logdir, "curve.png"),
                 f"{self.env_id} seed {self.seed}",
                 self.config.train.threshold,
+                self.config.train.eval_policy,
             )
 
     def run(self) -> RunResult:

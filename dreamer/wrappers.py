@@ -75,6 +75,8 @@ def render_observation(env: Any) -> Any:
     except TypeError as exc:  # render() gave no array
         name = type(env.unwrapped).__name__
         raise ValueError(f"--pixels: {name} cannot render ({exc})") from None
+    except gym.error.DependencyNotInstalled as exc:  # e.g. classic control draws with pygame
+        raise ValueError(f"--pixels: rendering needs a missing package: {exc}") from None
 
 
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:

@@ -389,6 +389,24 @@ def test_pixels_need_rgb_array_rendering():
         make_env(lambda: RendersNothing(render_mode="rgb_array"), config=EnvConfig(obs="pixels"))
 
 
+class RendersWithoutItsPackage(ImageAndVector):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+
+    def render(self):  # what classic control raises when pygame is not installed
+        raise gym.error.DependencyNotInstalled("pygame is not installed, run `pip install ...`")
+
+
+def test_pixels_without_the_render_package_fail_with_one_line(capsys):
+    env_id = "TestRendersWithoutItsPackage-v0"
+    if env_id not in gym.registry:
+        gym.register(env_id, entry_point=RendersWithoutItsPackage)
+    status = cli.main(["--env", env_id, "--pixels", "--no-progress", "--threads", "1"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "pygame is not installed" in lines[0], err
+
+
 # -- a pixel run through the command line ----------------------------------------------------
 
 
