@@ -248,6 +248,14 @@ def main(argv: list[str] | None = None) -> int:
         "--partial", action="store_true", help="include runs stopped before their budget"
     )
     args = p.parse_args(argv)
+    start, end = markers(args.name)
+    if not _has_markers(args.readme, start, end):  # before any summary is written
+        print(
+            f"error: {args.readme} has no {start} ... {end} markers: add both lines where the "
+            "table goes, or name another file with --readme",
+            file=sys.stderr,
+        )
+        return 2
     summaries = []
     for env_dir in sorted(glob.glob(os.path.join(args.runs, "*"))):
         env = os.path.basename(env_dir)
@@ -268,8 +276,16 @@ def main(argv: list[str] | None = None) -> int:
         if summary["env_id"] not in done and summary.get("run_name") == args.name:
             summaries.append(summary)
     summaries.sort(key=lambda summary: summary["env_id"])
-    update_readme(args.readme, table(summaries), *markers(args.name))
+    update_readme(args.readme, table(summaries), start, end)
     return 0
+
+
+def _has_markers(readme: str, start: str, end: str) -> bool:
+    if not os.path.isfile(readme):
+        return False
+    with open(readme) as f:
+        content = f.read()
+    return start in content and end in content
 
 
 if __name__ == "__main__":

@@ -80,6 +80,17 @@ def test_named_runs_get_their_own_summary_and_readme_table(tmp_path):
     assert "| 25 |" in bf16_table and "| 30 |" not in bf16_table
 
 
+def test_a_name_without_readme_markers_fails_with_one_line_before_writing(tmp_path, capsys):
+    runs, results, readme = tmp_path / "runs", tmp_path / "results", tmp_path / "README.md"
+    _fake_run(runs / "Fake-v0", 0, 30.0, name="new")
+    readme.write_text("<!-- RESULTS:START -->\nold\n<!-- RESULTS:END -->\n")
+    argv = ["--runs", str(runs), "--results", str(results), "--readme", str(readme)]
+    assert main([*argv, "--name", "new"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "<!-- RESULTS:new:START -->" in err[0]
+    assert not results.exists()  # nothing summarised for a table that has nowhere to go
+
+
 def test_recipe_fingerprint_ignores_the_task_settings_only():
     config = DreamerConfig()
     base = config_to_dict(config)
