@@ -119,3 +119,15 @@ def test_recipe_fingerprint_survives_new_fields_at_their_defaults():
     del older["actor_critic"]["actor_outscale"]  # a run from before the field existed
     del older["twohot"]
     assert recipe_sha(older) == recipe_sha(config)
+
+
+def test_plotting_draws_a_curve_from_a_metrics_file_alone(tmp_path, capsys):
+    from dreamer import plotting
+
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("env_step,episode_return,eval_mean,eval_std,loss/dec\n1000,5,10.0,1.0,0.5\n")
+    out = tmp_path / "curve.png"
+    assert plotting.main([str(metrics), str(out), "--threshold", "20"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plotting.main([str(tmp_path / "missing.csv"), str(out)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
