@@ -15,7 +15,7 @@ from dreamer.config import DreamerConfig, classic_control
 
 
 def acrobot_config() -> DreamerConfig:
-    config = classic_control()  # nothing of its own: the shared recipe as it is
+    config = classic_control()  # nothing of its own: the shared recipe, CartPole's
     config.train.steps = 50_000  # the bar: solved within 50k env steps
     config.train.eval_every = 2_500
     config.train.threshold = -100.0
