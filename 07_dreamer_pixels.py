@@ -10,7 +10,7 @@ from the frames before. Threshold: eval mean (10 episodes, sampled policy) >= 47
     python 07_dreamer_pixels.py --quick    # one-minute tour (32x32 frames, a tiny model)
     python 07_dreamer_pixels.py --device cuda --cuda-graph --compile --envs 4   # on a GPU
 
-On a 2-core CPU the full run takes over half a day (about 2 s per update); on one GPU seed 0
+On a 2-core CPU the full run takes about half a day (about 1.6 s per update); on one GPU seed 0
 scored 500 from 22k env steps on (README, "Pixels").
 """
 
