@@ -233,7 +233,8 @@ def classic_control() -> DreamerConfig:
     # the critic directly, so its value does not lag its own targets.
     config.actor_critic.replay_critic_scale = 0.3
     # A 30-step dream (paper: 15): CartPole's drift must be corrected dozens of steps before the
-    # edge; on Acrobot the preset at 15 without the replay loss never found the goal in 20k steps.
+    # edge; on Acrobot the preset at 15 without the replay loss never found the goal in 20k steps;
+    # Pendulum swings up sooner with it (five seeds at -200 by 5-6k, against 6-7k at 15).
     config.actor_critic.horizon = 30
     return config
 
