@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One candidate recipe on several classic-control scripts and seeds at once, side by side on one
 # GPU (--cuda-graph), each stopped by SIGINT after LIMIT seconds or at its own budget. Each run's
-# result.json, config.json and metrics.csv land in $OUT/runs/<env>/<NAME>-seed<k>/, the layout
-# `python -m dreamer.results --runs <that runs folder> --name <NAME> --partial` summarises.
+# result.json, config.json, metrics.csv and log land in one archive, $OUT/runs-<NAME>.tgz (one
+# file to bring back); unpacked, `tar xzf runs-<NAME>.tgz` gives runs/<env>/<NAME>-seed<k>/, the
+# layout `python -m dreamer.results --runs runs --name <NAME> --partial` summarises.
 # From the repository root:
 #   OUT=somewhere NAME=shared [SCRIPTS="02 03 05"] [SEEDS="0 1 2 3 4"] [LIMIT=400] \
 #     [SET="actor_critic.horizon=30 ..."] [DEVICE=cpu] bash results/gpu/recipe.sh
@@ -24,13 +25,14 @@ run() {  # script seed
   local env dir
   env=$(env_of "$1")
   dir="/tmp/runs/$env/$NAME-seed$2"
-  mkdir -p "/tmp/runs/$env" "$OUT/runs/$env/$NAME-seed$2"
+  mkdir -p "/tmp/runs/$env" "/tmp/keep/runs/$env/$NAME-seed$2"
   timeout -s INT "$LIMIT" python3 "$(ls "$1"_*.py)" --seed "$2" --device "$DEVICE" $GRAPH \
     --threads 1 --no-progress --logdir "$dir" ${SET:+--set $SET} > "$dir.log" 2>&1
-  cp "$dir"/*.json "$dir/metrics.csv" "$dir.log" "$OUT/runs/$env/$NAME-seed$2/" 2>/dev/null
+  cp "$dir"/*.json "$dir/metrics.csv" "$dir.log" "/tmp/keep/runs/$env/$NAME-seed$2/" 2>/dev/null
   echo "$env seed $2: $(tail -1 "$dir.log")"
 }
 for script in $SCRIPTS; do
   for seed in $SEEDS; do run "$script" "$seed" & done
 done
 wait
+tar czf "$OUT/runs-$NAME.tgz" -C /tmp/keep runs
