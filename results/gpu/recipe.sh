@@ -16,6 +16,7 @@ LIMIT=${LIMIT:-400}
 SET=${SET:-}
 DEVICE=${DEVICE:-cuda}  # DEVICE=cpu tries the script itself without a GPU
 GRAPH=$([ "$DEVICE" = cuda ] && echo --cuda-graph)
+KEEP=/tmp/keep-$NAME  # this candidate's files only, whatever earlier calls left in /tmp
 mkdir -p "$OUT"
 [ "$DEVICE" = cuda ] && nvidia-smi --query-gpu=name --format=csv,noheader
 env_of() {  # a numbered script's env id, read from its main(env_id="...") line
@@ -25,14 +26,14 @@ run() {  # script seed
   local env dir
   env=$(env_of "$1")
   dir="/tmp/runs/$env/$NAME-seed$2"
-  mkdir -p "/tmp/runs/$env" "/tmp/keep/runs/$env/$NAME-seed$2"
+  mkdir -p "/tmp/runs/$env" "$KEEP/runs/$env/$NAME-seed$2"
   timeout -s INT "$LIMIT" python3 "$(ls "$1"_*.py)" --seed "$2" --device "$DEVICE" $GRAPH \
     --threads 1 --no-progress --logdir "$dir" ${SET:+--set $SET} > "$dir.log" 2>&1
-  cp "$dir"/*.json "$dir/metrics.csv" "$dir.log" "/tmp/keep/runs/$env/$NAME-seed$2/" 2>/dev/null
+  cp "$dir"/*.json "$dir/metrics.csv" "$dir.log" "$KEEP/runs/$env/$NAME-seed$2/" 2>/dev/null
   echo "$env seed $2: $(tail -1 "$dir.log")"
 }
 for script in $SCRIPTS; do
   for seed in $SEEDS; do run "$script" "$seed" & done
 done
 wait
-tar czf "$OUT/runs-$NAME.tgz" -C /tmp/keep runs
+tar czf "$OUT/runs-$NAME.tgz" -C "$KEEP" runs
