@@ -16,6 +16,9 @@ Plays `--episodes` episodes with the sampled policy (as evaluation does) and rep
 `--refit N [--fresh] [--set KEY=VALUE]` instead trains the world model alone on the run's replay
 for N updates and reads the terminal steps again. Used for the collapse study in
 docs/experiments.md.
+`--advantages N` instead computes the actor's advantages on dreams from N replayed batches
+(`--seed` seeds the sampling) and splits them by action: which action the critic favours, and
+why (reward, continue or the value of the state it leads to). Used for the Acrobot study.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from .agent import DreamerAgent
 from .checkpoint import load_checkpoint_file
@@ -34,6 +38,7 @@ from .config import DreamerConfig, config_from_dict, override
 from .envs import make_env, spaces_from_info
 from .replay_buffer import SequenceReplayBuffer
 from .rssm import imagine_rollout
+from .utils import lambda_returns
 
 
 @torch.no_grad()
@@ -331,6 +336,75 @@ def refit_world_model(
     return report
 
 
+def advantages_by_action(
+    adv: Tensor, values: Tensor, rewards: Tensor, actions: Tensor, n_actions: int
+) -> dict:
+    """What the actor's advantages A_t (H, N) say about each discrete action (H, N ints), with
+    v(s_0..s_H) (H + 1, N) and r_1..r_H (H, N). Per action: its share of the dreamed actions,
+    its mean advantage centred per dream step (A_t minus that step's mean over the batch: the
+    part that moves the policy), the reward after it and the critic's step v(s_{t+1}) - v(s_t)."""
+    centred = adv - adv.mean(1, keepdim=True)  # (H, N)
+    step = values[1:] - values[:-1]  # (H, N)
+    report = {}
+    for a in range(n_actions):
+        taken = actions == a
+        report[str(a)] = {
+            "share": float(taken.float().mean()),
+            "adv_centred": float(centred[taken].mean()) if taken.any() else None,
+            "reward": float(rewards[taken].mean()) if taken.any() else None,
+            "value_step": float(step[taken].mean()) if taken.any() else None,
+        }
+    return report
+
+
+@torch.no_grad()
+def advantages(path: str, batches: int, seed: int = 0) -> dict:
+    """The actor's normalised advantages A_t = (R_t - v_t) / S on dreams from `batches`
+    replayed batches of run checkpoint `path`, as its next update would compute them: their
+    mean and spread (over all, by dream step, across starts) and, for discrete actions, by
+    action (`advantages_by_action`)."""
+    state = load_checkpoint_file(path)
+    stored = _replay_of(state, path)
+    agent = DreamerAgent.from_checkpoint(path)
+    config = agent.config
+    replay = SequenceReplayBuffer(config.replay.capacity, config.replay.seq_len)
+    replay.load_state_dict(stored)
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    advs, values, actions, rewards = [], [], [], []
+    for _ in range(batches):
+        batch = agent.batch_to_torch(replay.sample(config.replay.batch_size, rng, config.replay))
+        _, _, posts, _ = agent.world_model.loss(batch)
+        traj = agent.imagine(posts.flatten())
+        reward = agent.world_model.twohot.decode_logits(traj.reward_logits)  # (H, N)
+        cont = agent.imagined_continues(traj.cont_logits)  # (H, N)
+        value = agent.value_twohot.decode_logits(agent.critic(traj.states))  # (H + 1, N)
+        ret = lambda_returns(reward, value, cont, agent.imag_gamma, config.actor_critic.lam)
+        advs.append((ret - value[:-1]) / agent.retnorm.scale)  # the run's S, not updated
+        values.append(value)
+        actions.append(traj.actions)
+        rewards.append(reward)
+    adv = torch.cat(advs, 1)  # (H, N)
+    every = max(1, adv.shape[0] // 6)
+    report = {
+        "checkpoint": path,
+        "return_scale": float(agent.retnorm.scale),
+        "value_mean": float(torch.cat(values, 1).mean()),
+        "imag_reward_mean": float(torch.cat(rewards, 1).mean()),
+        "adv_mean": float(adv.mean()),
+        "adv_std": float(adv.std()),
+        "adv_std_across_starts": float(adv.mean(0).std()),  # of each dream's mean
+        f"adv_mean_every_{every}_steps": [round(float(x), 3) for x in adv.mean(1)[::every]],
+        f"adv_std_every_{every}_steps": [round(float(x), 3) for x in adv.std(1)[::every]],
+    }
+    if agent.discrete:
+        chosen = torch.cat(actions, 1).argmax(-1)  # (H, N): one-hot actions
+        report["by_action"] = advantages_by_action(
+            adv, torch.cat(values, 1), torch.cat(rewards, 1), chosen, agent.spaces["action_dim"]
+        )
+    return report
+
+
 def _replay_of(state: dict, path: str) -> dict:
     """The run's one replay ring; a run with parallel envs keeps one per env (StreamReplay)."""
     replay = state["replay"]
@@ -415,6 +489,13 @@ def main(argv: list[str] | None = None) -> int:
         help="instead: train the world model N updates on the run's replay",
     )
     parser.add_argument(
+        "--advantages",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead: the actor's advantages on dreams from N replayed batches, by action",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -424,7 +505,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     try:
-        if args.refit:
+        if args.advantages:
+            report = advantages(args.checkpoint, args.advantages, seed=args.seed)
+        elif args.refit:
             changes = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
             report = refit_world_model(args.checkpoint, args.refit, changes, fresh=args.fresh)
         else:

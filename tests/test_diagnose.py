@@ -13,6 +13,7 @@ from dreamer.agent import WorldModel
 from dreamer.diagnose import (
     _open_loop_x_errors,
     _what_happened_next,
+    advantages_by_action,
     discounted_returns,
     main,
     replay_report,
@@ -67,6 +68,14 @@ def test_command_on_a_run_checkpoint(tmp_path, capsys):
     assert main([path, "--refit", "2", "--set", "world_model.con_scale=2"]) == 0
     refit = json.loads(capsys.readouterr().out)
     assert refit["updates"] == 2 and refit["changes"] == {"world_model.con_scale": 2}
+    assert main([path, "--advantages", "1", "--seed", "0"]) == 0
+    adv = json.loads(capsys.readouterr().out)
+    H = config.actor_critic.horizon
+    every = max(1, H // 6)
+    assert adv["return_scale"] >= 1.0
+    assert len(adv[f"adv_mean_every_{every}_steps"]) == len(range(0, H, every))
+    shares = [adv["by_action"][a]["share"] for a in ("0", "1")]  # CartPole's two actions
+    assert sum(shares) == pytest.approx(1.0)
     assert main([str(tmp_path / "missing.pt")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
 
@@ -138,3 +147,20 @@ def test_open_loop_errors_leave_out_steps_past_the_episode_end():
     assert both[key] == alone[key]
     assert set(last["open_loop_x_error_every_5_steps"]) == {None}
     assert set(last["posterior_x_error_every_5_steps"]) == {None}
+
+
+def test_advantages_by_action_by_hand():
+    """Two dreams of H = 2. Step 0: actions 0, 1 with A = 1, 3 (step mean 2); step 1: actions
+    1, 1 with A = 0, 2 (mean 1). Centred: action 0 gets -1; action 1 gets 1, -1, 1 (mean 1/3)."""
+    adv = torch.tensor([[1.0, 3.0], [0.0, 2.0]])  # (H, N)
+    actions = torch.tensor([[0, 1], [1, 1]])
+    values = torch.tensor([[10.0, 10.0], [12.0, 9.0], [12.0, 5.0]])  # (H + 1, N)
+    rewards = torch.tensor([[-1.0, 0.0], [-1.0, -1.0]])
+    out = advantages_by_action(adv, values, rewards, actions, 3)
+    assert out["0"] == {"share": 0.25, "adv_centred": -1.0, "reward": -1.0, "value_step": 2.0}
+    one = out["1"]
+    assert one["share"] == 0.75 and one["adv_centred"] == pytest.approx(1 / 3)
+    assert one["reward"] == pytest.approx(-2 / 3)
+    # value steps after action 1: 9 - 10, 12 - 12, 5 - 9
+    assert one["value_step"] == pytest.approx(-5 / 3)
+    assert out["2"] == {"share": 0.0, "adv_centred": None, "reward": None, "value_step": None}
