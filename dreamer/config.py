@@ -182,7 +182,8 @@ class EnvConfig:
     obs: Literal["env", "pixels"] = "env"
     image_size: int = 64  # every image observation is resized to this square side (paper: 64)
     color: Literal["rgb", "gray"] = "rgb"  # 'gray': one luminance channel (official Atari option)
-    # each agent action is applied this many times, rewards summed (official: Atari 4, DMC 2)
+    # each agent action is applied this many times, rewards summed (official: Atari 4; DMC 2 in
+    # the 2023 code, 1 in the current)
     action_repeat: int = 1
 
 
