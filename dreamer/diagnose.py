@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import actor_critic as losses_ac
 from .agent import DreamerAgent
 from .checkpoint import load_checkpoint_file
 from .config import DreamerConfig, config_from_dict, override
@@ -380,7 +381,7 @@ def advantages(path: str, batches: int, seed: int = 0) -> dict:
         cont = agent.imagined_continues(traj.cont_logits)  # (H, N)
         value = agent.value_twohot.decode_logits(agent.critic(traj.states))  # (H + 1, N)
         ret = lambda_returns(reward, value, cont, agent.imag_gamma, config.actor_critic.lam)
-        advs.append((ret - value[:-1]) / agent.retnorm.scale)  # the run's S, not updated
+        advs.append(losses_ac.advantage(ret, value[:-1], agent.retnorm.scale))  # the run's S
         values.append(value)
         actions.append(traj.actions)
         rewards.append(reward)
