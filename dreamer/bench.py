@@ -7,6 +7,7 @@ deter 256, 32x32 latents, units 256, batch 16 x 64, horizon 15) and one per numb
 `--contention` times every script preset at 1 thread, all cores and `auto`, idle and beside a
 busy process (dreamer/threads.py). `--collect --envs N` times collection instead: env steps per
 second while the policy acts in the preset's real env, N envs in subprocesses, no training.
+`--replay N` times replay alone: one batch drawn from N stored steps, uniformly and by priority.
 """
 
 from __future__ import annotations
@@ -327,6 +328,52 @@ def collect(args: argparse.Namespace) -> dict:
     }
 
 
+def replay_timing(args: argparse.Namespace) -> dict:
+    """ms per batch drawn from a replay of `args.replay` stored steps, at the preset's batch and
+    window: uniform, and prioritized (`--priority-frac` of it by priority, the losses written
+    back as in training), against one draw by the plain O(replay) maths (`window_probs`)."""
+    from .replay_buffer import SequenceReplayBuffer, window_probs
+
+    config = xs_config() if args.preset == "xs" else script_config(args.preset)[0]
+    r = config.replay
+    r.batch_size, r.seq_len = args.batch or r.batch_size, args.seq_len or r.seq_len
+    r.priority_frac = args.priority_frac
+    rng = np.random.default_rng(0)
+    buf = SequenceReplayBuffer(max(args.replay, r.seq_len), r.seq_len)
+    obs, action = np.zeros(args.obs_dim, np.float32), np.zeros(args.action_dim, np.float32)
+    for _ in range(buf.capacity):
+        buf.add(obs, action, 0.0, False, False)
+    buf.prioritize(np.arange(buf.capacity), rng.exponential(size=buf.capacity))
+
+    def prioritized() -> None:
+        batch = buf.sample(r.batch_size, rng, r)
+        buf.prioritize(batch["step_id"], rng.exponential(size=batch["step_id"].shape))
+
+    def plain_draw() -> None:
+        stored = buf._priority[buf._physical(np.arange(len(buf)))]
+        probs = window_probs(stored, r.seq_len, r.priority_exponent, r.priority_maxfrac)
+        rng.choice(len(probs), p=probs)
+
+    times = {}
+    for name, fn in [("uniform", lambda: buf.sample(r.batch_size, rng)),
+                     ("prioritized", prioritized), ("plain_draw", plain_draw)]:  # fmt: skip
+        for _ in range(args.warmup):
+            fn()
+        times[name] = statistics.median(_timed(fn, lambda: None) for _ in range(args.updates))
+    return {
+        "mode": "replay",
+        "stored_steps": len(buf),
+        "batch": r.batch_size,
+        "seq_len": r.seq_len,
+        "priority_frac": r.priority_frac,
+        "uniform_batch_ms": round(times["uniform"], 2),
+        "prioritized_batch_ms": round(times["prioritized"], 2),
+        "plain_draw_ms": round(times["plain_draw"], 2),
+        "cpu_cores": os.cpu_count(),
+        "load_avg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+    }
+
+
 def count_flops(agent: DreamerAgent, batch: dict) -> int:
     """FLOPs of one update by torch's flop counter (matmuls and convolutions)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -383,6 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--envs", type=_positive, default=1, help="parallel envs for --collect")
     p.add_argument("--collect-steps", type=_positive, default=1000, help="env steps timed")
+    p.add_argument("--replay", type=_positive, help="time replay draws from this many steps")
+    p.add_argument("--priority-frac", type=float, default=0.5, help="for --replay")
     p.add_argument("--presets", nargs="*", choices=list(SCRIPT_PRESETS), help="for --contention")
     p.add_argument("--busy", type=int, default=1, help="busy processes under contention")
     p.add_argument("--out", default=os.path.join(ROOT, "results", "contention.jsonl"))
@@ -518,6 +567,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.collect:
             print(json.dumps(collect(args)))
+            return 0
+        if args.replay:
+            print(json.dumps(replay_timing(args)))
             return 0
         if args.table:
             from .results import update_readme

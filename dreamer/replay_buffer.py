@@ -43,6 +43,10 @@ class SequenceReplayBuffer:
         self.capacity, self.seq_len = int(capacity), int(seq_len)
         self._data: dict[str, np.ndarray] | None = None
         self._priority = np.full(self.capacity, np.inf)  # per step, by array index
+        # window scores for prioritized draws, built on first use: (unseen, scores) sum trees
+        self._tree: tuple[SumTree, SumTree] | None = None
+        self._tree_settings: tuple[float, float] | None = None
+        self._dirty: list[np.ndarray] = []  # steps whose priority changed since the last refresh
         self._ptr = 0  # next write position
         self._size = 0  # steps stored
         self.total_added = 0  # steps ever added
@@ -85,7 +89,7 @@ class SequenceReplayBuffer:
         d["is_first"][i] = is_first
         d["is_terminal"][i] = is_terminal
         d["is_last"][i] = is_last or is_terminal
-        self._priority[i] = np.inf  # not trained on yet
+        self._set_priority(i, np.inf)  # not trained on yet
         self._ptr = (i + 1) % self.capacity
         self._size = min(self._size + 1, self.capacity)
         self.total_added += 1
@@ -130,40 +134,78 @@ class SequenceReplayBuffer:
     def _priority_starts(
         self, count: int, rng: np.random.Generator, priority: ReplayConfig
     ) -> np.ndarray:
-        """`count` window starts, one at a time as the official selector draws them: each in
-        proportion to the window scores, then its steps' priorities drop to 0 (official
-        `zero_on_sample`) and the windows overlapping it are rescored before the next draw, so
-        one batch does not take the same new window twice. Costs O(replay size) per draw."""
-        if count == 0:
-            return np.zeros(0, int)
-        T, e, maxfrac = self.seq_len, priority.priority_exponent, priority.priority_maxfrac
-        order = self._physical(np.arange(self._size))  # array index of each step, oldest first
-        stored = self._priority[order]
-        # untrained steps stay inf whatever the exponent (0 ** 0 would make them 1)
-        steps = np.where(np.isinf(stored), np.inf, stored**e)
-        score = window_scores(steps, T, maxfrac)  # (num_starts,)
+        """`count` window starts, one at a time as the official selector draws them: windows
+        holding an untrained step first, uniformly among them; else each window in proportion
+        to its score (`window_probs`, the plain O(replay) version, says the same). A drawn
+        window's steps then drop to 0 (official `zero_on_sample`), so one batch does not take
+        the same new window twice. The scores live in a sum tree: O(T^2 + T log capacity) per
+        draw, not O(replay size)."""
+        self._refresh_tree(priority)
         starts = np.zeros(count, int)
         for i in range(count):
-            unseen = np.isinf(score)
-            if unseen.any():  # windows with untrained steps first, uniformly among them
-                probs = unseen / unseen.sum()
-            elif score.sum() > 0:
-                probs = score / score.sum()
-            else:
-                probs = np.full(len(score), 1.0 / len(score))
-            start = starts[i] = rng.choice(len(score), p=probs)
-            steps[start : start + T] = 0.0
-            self._priority[order[start : start + T]] = 0.0
-            lo, hi = max(start - T + 1, 0), min(start + T, len(score))  # windows it overlaps
-            score[lo:hi] = window_scores(steps[lo : hi + T - 1], T, maxfrac)
+            unseen, scores = self._tree
+            if unseen.total() > 0:
+                start = unseen.find(rng.random() * unseen.total())
+            elif scores.total() > 0:
+                start = scores.find(rng.random() * scores.total())
+            else:  # every score is 0: uniform
+                start = int(self._physical(rng.integers(0, self._size - self.seq_len + 1)))
+            starts[i] = self._logical(start)
+            self._set_priority(self._physical(starts[i] + np.arange(self.seq_len)), 0.0)
+            self._refresh_tree(priority)
         return starts
+
+    def _logical(self, physical: np.ndarray) -> np.ndarray:
+        """Array index -> insertion-order index (0 = oldest kept); inverse of `_physical`."""
+        oldest = self._ptr if self._size == self.capacity else 0
+        return (physical - oldest) % self.capacity
+
+    def _set_priority(self, index: np.ndarray, value: float | np.ndarray) -> None:
+        """Write step priorities (array indices), noting the steps whose windows need rescoring."""
+        self._priority[index] = value
+        if self._tree is not None:
+            self._dirty.append(np.atleast_1d(index))
+
+    def _refresh_tree(self, priority: ReplayConfig) -> None:
+        """Bring the trees' window scores up to date: all of them on first use (or when the
+        exponent or maxfrac change, or most steps changed), else only the windows that hold a
+        changed step. Tree 0 counts the windows that hold an untrained step, tree 1 holds the
+        others' scores; a window not (or no longer) wholly stored is 0 in both."""
+        settings = (priority.priority_exponent, priority.priority_maxfrac)
+        T, e, maxfrac = self.seq_len, *settings
+        changed = sum(len(x) for x in self._dirty)
+        if self._tree is None or settings != self._tree_settings or changed * T > self._size:
+            self._tree, self._tree_settings, self._dirty = None, settings, []
+            stored = self._priority[self._physical(np.arange(self._size))]  # oldest first
+            score = window_scores(_exponentiate(stored, e), T, maxfrac)  # (num_starts,)
+            windows = self._physical(np.arange(len(score)))
+            self._tree = (SumTree(self.capacity), SumTree(self.capacity))
+            self._tree[0].set(windows, np.isinf(score).astype(float))
+            self._tree[1].set(windows, np.where(np.isinf(score), 0.0, score))
+            return
+        if not changed:
+            return
+        steps = np.unique(np.concatenate(self._dirty))
+        self._dirty = []
+        # window p holds steps p .. p + T - 1: a changed step s touches starts s - T + 1 .. s
+        windows = np.unique((steps[:, None] - np.arange(T)) % self.capacity)  # (n,)
+        valid = self._logical(windows) <= self._size - T  # wholly stored
+        rows = _exponentiate(self._priority[(windows[:, None] + np.arange(T)) % self.capacity], e)
+        infinite = np.isinf(rows)
+        finite = np.where(infinite, 0.0, rows)  # (n, T)
+        score = (1 - maxfrac) * finite.mean(-1)
+        if maxfrac > 0:  # the official selector skips the max term at 0
+            score = score + maxfrac * finite.max(-1)
+        unseen = valid & infinite.any(-1)
+        self._tree[0].set(windows, unseen.astype(float))
+        self._tree[1].set(windows, np.where(valid & ~unseen, score, 0.0))
 
     def prioritize(self, step_ids: np.ndarray, priorities: np.ndarray) -> None:
         """Set the priorities of stored steps (by `step_id`) to their latest losses; steps
         overwritten since they were sampled, and non-finite losses, are ignored."""
         step_ids, priorities = np.ravel(step_ids), np.ravel(priorities)
         keep = (step_ids >= self._oldest_id()) & np.isfinite(priorities)
-        self._priority[step_ids[keep] % self.capacity] = priorities[keep]
+        self._set_priority(step_ids[keep] % self.capacity, priorities[keep])
 
     def bytes_per_step(self) -> int:
         """Bytes one stored step takes (all keys), once allocated."""
@@ -195,6 +237,7 @@ class SequenceReplayBuffer:
                 self._data[key][: self._size] = value[: self._size]
         self.total_added = state["total_added"]
         self._priority = np.full(self.capacity, np.inf)  # older checkpoints: all untrained
+        self._tree, self._dirty = None, []  # rebuilt from the priorities on the next draw
         if "priority" in state:
             self._priority[: self._size] = state["priority"]
 
@@ -223,6 +266,68 @@ def window_scores(steps: np.ndarray, length: int, maxfrac: float) -> np.ndarray:
         score = score + maxfrac * window_max(finite, length)
     count = np.concatenate([[0], np.cumsum(infinite)])
     return np.where(count[length:] - count[:-length] > 0, np.inf, score)
+
+
+def _exponentiate(priorities: np.ndarray, exponent: float) -> np.ndarray:
+    """p ** exponent, with untrained steps kept inf whatever the exponent (0 ** 0 would be 1)."""
+    return np.where(np.isinf(priorities), np.inf, priorities**exponent)
+
+
+def window_probs(
+    priorities: np.ndarray, length: int, exponent: float, maxfrac: float
+) -> np.ndarray:
+    """The plain maths of one prioritized draw, O(replay size): the probability of each window
+    start given the stored steps' priorities, oldest first. Windows holding an untrained (inf)
+    step come first, uniformly among them; else in proportion to their scores; uniform if all
+    are 0. The sampler's sum trees are pinned to this in tests/test_replay.py."""
+    score = window_scores(_exponentiate(priorities, exponent), length, maxfrac)
+    unseen = np.isinf(score)
+    if unseen.any():
+        return unseen / unseen.sum()
+    if score.sum() > 0:
+        return score / score.sum()
+    return np.full(len(score), 1.0 / len(score))
+
+
+class SumTree:
+    """Non-negative values on the leaves of a binary tree whose nodes hold their subtree's sum:
+    set k leaves in O(k log n), draw a leaf in proportion to its value in O(log n).
+
+    Node 1 is the root; node i has children 2i and 2i + 1; leaf j is node `leaves` + j.
+    """
+
+    def __init__(self, size: int):
+        self.leaves = 1 << max(int(size) - 1, 0).bit_length()  # a power of two >= size
+        self.node = np.zeros(2 * self.leaves)
+
+    def total(self) -> float:
+        return float(self.node[1])
+
+    def set(self, index: np.ndarray, values: np.ndarray) -> None:
+        """leaf[index] = values (distinct indices), then every ancestor recomputed from its two
+        children (sums are rebuilt, never patched with differences, so rounding cannot drift)."""
+        order = np.argsort(index)
+        node = np.asarray(index, int)[order] + self.leaves
+        self.node[node] = np.asarray(values, float)[order] if np.ndim(values) else values
+        while node[0] > 1 if node.size else False:
+            node = node // 2
+            if node.size > 1:  # sorted: drop repeated parents
+                node = node[np.concatenate(([True], node[1:] != node[:-1]))]
+            self.node[node] = self.node[2 * node] + self.node[2 * node + 1]
+
+    def find(self, mass: float) -> int:
+        """The leaf j where the running sum of leaves 0..j first exceeds `mass` (in [0, total)):
+        `np.searchsorted(np.cumsum(leaves), mass, side='right')`, walking down from the root."""
+        i = 1
+        while i < self.leaves:
+            left = self.node[2 * i]
+            # rounding may leave `mass` just past a subtree's sum: never step into an empty one
+            if (mass < left or self.node[2 * i + 1] <= 0) and left > 0:
+                i = 2 * i
+            else:
+                mass -= left
+                i = 2 * i + 1
+        return i - self.leaves
 
 
 class StreamReplay:

@@ -239,3 +239,74 @@ def test_untrained_steps_come_first_at_any_exponent_and_maxfrac_zero_is_a_mean()
     from dreamer.replay_buffer import window_scores
 
     np.testing.assert_allclose(window_scores(np.array([1.0, 3.0, 2.0]), 2, 0.0), [2.0, 2.5])
+
+
+def test_sum_tree_finds_the_leaf_that_searchsorted_finds():
+    from dreamer.replay_buffer import SumTree
+
+    rng = np.random.default_rng(0)
+    values = rng.integers(0, 4, size=37).astype(float)  # integers: sums are exact, zeros common
+    tree = SumTree(37)
+    tree.set(np.arange(37), values)
+    assert tree.leaves == 64 and tree.total() == values.sum()
+    cumsum = np.cumsum(values)
+    for mass in np.concatenate([np.arange(values.sum()), rng.random(200) * values.sum()]):
+        expected = np.searchsorted(cumsum, mass, side="right")
+        assert tree.find(mass) == expected and values[expected] > 0
+    tree.set(np.array([3, 36]), np.array([5.0, 0.0]))  # ancestors follow a change
+    values[3], values[36] = 5.0, 0.0
+    assert tree.total() == values.sum()
+    assert tree.find(values.sum() - 1e-9) == np.flatnonzero(values)[-1]
+
+
+def _tree_probs(buf: SequenceReplayBuffer) -> np.ndarray:
+    """The sampler's next-draw probabilities by window start (oldest first), read off its trees;
+    every leaf outside the stored windows must be 0."""
+    unseen, scores = buf._tree
+    tree = unseen if unseen.total() > 0 else scores
+    leaves = tree.node[tree.leaves : tree.leaves + buf.capacity]
+    windows = buf._physical(np.arange(len(buf) - buf.seq_len + 1))
+    assert leaves.sum() == pytest.approx(leaves[windows].sum())  # nothing outside them
+    return leaves[windows] / leaves[windows].sum()
+
+
+@pytest.mark.parametrize("exponent, maxfrac", [(0.8, 0.5), (1.0, 0.0), (0.0, 1.0)])
+def test_the_sum_trees_keep_the_plain_window_probabilities(exponent, maxfrac):
+    # adds across the ring's wrap, partial prioritizes, draws that zero windows: after each,
+    # the trees' incremental scores give what the O(replay) plain version gives from scratch
+    from dreamer.replay_buffer import window_probs
+
+    rng = np.random.default_rng(1)
+    config = _prio_config(frac=1.0, exponent=exponent, maxfrac=maxfrac)
+    buf = _vector_buffer(150, capacity=200, seq_len=4)
+    buf.sample(1, rng, config)  # builds the trees
+    incremental = 0
+    for round_ in range(40):
+        trees = buf._tree
+        for _ in range(int(rng.integers(0, 6))):
+            buf.add(np.zeros(1, np.float32), np.zeros(1, np.float32), 0.0, False, False)
+        ids = buf._oldest_id() + rng.choice(len(buf), size=6, replace=False)
+        buf.prioritize(ids, rng.exponential(size=6) * (rng.random(6) < 0.8))  # some zeros
+        if round_ % 10 == 0:
+            buf.prioritize(np.arange(buf.total_added), np.ones(buf.total_added))  # all trained
+        buf.sample(2, rng, config)
+        incremental += buf._tree is trees  # rescored in place, not rebuilt
+        stored = buf._priority[buf._physical(np.arange(len(buf)))]
+        np.testing.assert_allclose(
+            _tree_probs(buf), window_probs(stored, 4, exponent, maxfrac), rtol=1e-9, atol=1e-12
+        )
+    assert buf.total_added > buf.capacity and incremental >= 30  # wrapped; mostly in place
+
+
+def test_the_sum_trees_are_rebuilt_after_a_state_dict_roundtrip():
+    from dreamer.replay_buffer import window_probs
+
+    config = _prio_config(frac=1.0)
+    buf = _vector_buffer(40, capacity=30)
+    buf.prioritize(np.arange(40), np.arange(40.0) % 7)
+    buf.sample(3, np.random.default_rng(0), config)
+    copy = SequenceReplayBuffer(30, 4)
+    copy.load_state_dict(buf.state_dict())
+    copy._refresh_tree(config)
+    stored = copy._priority[copy._physical(np.arange(30))]
+    np.testing.assert_allclose(_tree_probs(copy), window_probs(stored, 4, 1.0, 0.5))
