@@ -162,9 +162,9 @@ def _timed(fn: object, sync: object) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
-def build(args: argparse.Namespace) -> tuple[DreamerAgent, dict, DreamerConfig, torch.device]:
-    """The preset's agent (with the size flags applied) and a synthetic batch on its device."""
-    torch.manual_seed(0)
+def preset_config(args: argparse.Namespace) -> tuple[DreamerConfig, int | tuple, int, bool]:
+    """The preset's config with the size flags applied, its obs dim (or image shape), action
+    dim and whether actions are discrete."""
     if args.preset in ("xs", "12m"):
         config = xs_config() if args.preset == "xs" else size12m_config()
         obs_dim, action_dim, discrete = args.obs_dim, args.action_dim, not args.continuous
@@ -188,6 +188,13 @@ def build(args: argparse.Namespace) -> tuple[DreamerAgent, dict, DreamerConfig, 
     if args.horizon is not None:
         c.actor_critic.horizon = args.horizon
     c.train.precision = args.precision
+    return c, obs_dim, action_dim, discrete
+
+
+def build(args: argparse.Namespace) -> tuple[DreamerAgent, dict, DreamerConfig, torch.device]:
+    """The preset's agent (with the size flags applied) and a synthetic batch on its device."""
+    torch.manual_seed(0)
+    c, obs_dim, action_dim, discrete = preset_config(args)
     device = resolve_device(args.device)
     agent = DreamerAgent(
         *spaces(obs_dim, action_dim, discrete), c, device, args.compile, args.cuda_graph
@@ -329,46 +336,57 @@ def collect(args: argparse.Namespace) -> dict:
 
 
 def replay_timing(args: argparse.Namespace) -> dict:
-    """ms per batch drawn from a replay of `args.replay` stored steps, at the preset's batch and
-    window: uniform, and prioritized (`--priority-frac` of it by priority, the losses written
-    back as in training), against one draw by the plain O(replay) maths (`window_probs`)."""
+    """ms per batch drawn from a replay of `args.replay` stored steps (the preset's observation,
+    batch and window): uniform; prioritized (`--priority-frac` of the windows by priority, from
+    the sum tree, the losses written back as in training); and the same prioritized draws by the
+    plain maths (`window_probs` over all of replay for every window drawn)."""
     from .replay_buffer import SequenceReplayBuffer, window_probs
 
-    config = xs_config() if args.preset == "xs" else script_config(args.preset)[0]
+    if not 0 < args.priority_frac <= 1:
+        raise ValueError(f"--priority-frac must be in (0, 1], got {args.priority_frac}")
+    config, obs_dim, action_dim, _ = preset_config(args)
     r = config.replay
-    r.batch_size, r.seq_len = args.batch or r.batch_size, args.seq_len or r.seq_len
     r.priority_frac = args.priority_frac
-    rng = np.random.default_rng(0)
-    buf = SequenceReplayBuffer(max(args.replay, r.seq_len), r.seq_len)
-    obs, action = np.zeros(args.obs_dim, np.float32), np.zeros(args.action_dim, np.float32)
+    T, rng = r.seq_len, np.random.default_rng(0)
+    buf = SequenceReplayBuffer(max(args.replay, T), T)
+    if isinstance(obs_dim, tuple):
+        obs = np.zeros(obs_dim, np.uint8)
+    else:
+        obs = np.zeros(obs_dim, np.float32)
     for _ in range(buf.capacity):
-        buf.add(obs, action, 0.0, False, False)
+        buf.add(obs, np.zeros(action_dim, np.float32), 0.0, False, False)
     buf.prioritize(np.arange(buf.capacity), rng.exponential(size=buf.capacity))
+    drawn = round(r.batch_size * r.priority_frac)  # windows by priority per batch, on average
+    plain = buf._priority[buf._physical(np.arange(len(buf)))].copy()  # oldest first
 
     def prioritized() -> None:
         batch = buf.sample(r.batch_size, rng, r)
         buf.prioritize(batch["step_id"], rng.exponential(size=batch["step_id"].shape))
 
-    def plain_draw() -> None:
-        stored = buf._priority[buf._physical(np.arange(len(buf)))]
-        probs = window_probs(stored, r.seq_len, r.priority_exponent, r.priority_maxfrac)
-        rng.choice(len(probs), p=probs)
+    def plain_draws() -> None:
+        for _ in range(drawn):
+            probs = window_probs(plain, T, r.priority_exponent, r.priority_maxfrac)
+            start = rng.choice(len(probs), p=probs)
+            plain[start : start + T] = rng.exponential(size=T)  # as if its losses came back
 
     times = {}
     for name, fn in [("uniform", lambda: buf.sample(r.batch_size, rng)),
-                     ("prioritized", prioritized), ("plain_draw", plain_draw)]:  # fmt: skip
+                     ("prioritized", prioritized), ("plain", plain_draws)]:  # fmt: skip
         for _ in range(args.warmup):
             fn()
         times[name] = statistics.median(_timed(fn, lambda: None) for _ in range(args.updates))
     return {
         "mode": "replay",
+        "preset": args.preset,
         "stored_steps": len(buf),
+        "bytes_per_step": buf.bytes_per_step(),
         "batch": r.batch_size,
-        "seq_len": r.seq_len,
+        "seq_len": T,
         "priority_frac": r.priority_frac,
         "uniform_batch_ms": round(times["uniform"], 2),
         "prioritized_batch_ms": round(times["prioritized"], 2),
-        "plain_draw_ms": round(times["plain_draw"], 2),
+        "plain_prioritized_draws_ms": round(times["plain"], 2),
+        "windows_by_priority": drawn,
         "cpu_cores": os.cpu_count(),
         "load_avg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }

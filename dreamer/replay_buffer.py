@@ -43,10 +43,12 @@ class SequenceReplayBuffer:
         self.capacity, self.seq_len = int(capacity), int(seq_len)
         self._data: dict[str, np.ndarray] | None = None
         self._priority = np.full(self.capacity, np.inf)  # per step, by array index
-        # window scores for prioritized draws, built on first use: (unseen, scores) sum trees
-        self._tree: tuple[SumTree, SumTree] | None = None
+        # window scores for prioritized draws, built on first use: per window start (array
+        # index), column 0 = 1 if it holds an untrained step, column 1 = else its score
+        self._tree: SumTree | None = None
         self._tree_settings: tuple[float, float] | None = None
         self._dirty: list[np.ndarray] = []  # steps whose priority changed since the last refresh
+        self._pending = 0  # how many (with repeats)
         self._ptr = 0  # next write position
         self._size = 0  # steps stored
         self.total_added = 0  # steps ever added
@@ -143,11 +145,11 @@ class SequenceReplayBuffer:
         self._refresh_tree(priority)
         starts = np.zeros(count, int)
         for i in range(count):
-            unseen, scores = self._tree
-            if unseen.total() > 0:
-                start = unseen.find(rng.random() * unseen.total())
-            elif scores.total() > 0:
-                start = scores.find(rng.random() * scores.total())
+            unseen, scores = self._tree.total(0), self._tree.total(1)
+            if unseen > 0:
+                start = self._tree.find(rng.random() * unseen, column=0)
+            elif scores > 0:
+                start = self._tree.find(rng.random() * scores, column=1)
             else:  # every score is 0: uniform
                 start = int(self._physical(rng.integers(0, self._size - self.seq_len + 1)))
             starts[i] = self._logical(start)
@@ -165,45 +167,45 @@ class SequenceReplayBuffer:
         self._priority[index] = value
         if self._tree is not None:
             self._dirty.append(np.atleast_1d(index))
+            self._pending += self._dirty[-1].size
+            if self._pending > self.capacity:  # no draws for a while: rebuild when one comes
+                self._tree, self._dirty, self._pending = None, [], 0
 
     def _refresh_tree(self, priority: ReplayConfig) -> None:
-        """Bring the trees' window scores up to date: all of them on first use (or when the
-        exponent or maxfrac change, or most steps changed), else only the windows that hold a
-        changed step. Tree 0 counts the windows that hold an untrained step, tree 1 holds the
-        others' scores; a window not (or no longer) wholly stored is 0 in both."""
+        """Bring the tree's window scores up to date: all of them on first use (or when the
+        exponent or maxfrac change), else only the windows that hold a changed step. A window
+        not (or no longer) wholly stored is 0 in both columns."""
         settings = (priority.priority_exponent, priority.priority_maxfrac)
         T, e, maxfrac = self.seq_len, *settings
-        changed = sum(len(x) for x in self._dirty)
-        if self._tree is None or settings != self._tree_settings or changed * T > self._size:
-            self._tree, self._tree_settings, self._dirty = None, settings, []
+        if self._tree is None or settings != self._tree_settings:
+            self._tree_settings, self._dirty, self._pending = settings, [], 0
             stored = self._priority[self._physical(np.arange(self._size))]  # oldest first
             score = window_scores(_exponentiate(stored, e), T, maxfrac)  # (num_starts,)
-            windows = self._physical(np.arange(len(score)))
-            self._tree = (SumTree(self.capacity), SumTree(self.capacity))
-            self._tree[0].set(windows, np.isinf(score).astype(float))
-            self._tree[1].set(windows, np.where(np.isinf(score), 0.0, score))
+            self._tree = SumTree(self.capacity, width=2)
+            self._tree.set(self._physical(np.arange(len(score))), _columns(score))
             return
-        if not changed:
+        if not self._dirty:
             return
         steps = np.unique(np.concatenate(self._dirty))
-        self._dirty = []
+        self._dirty, self._pending = [], 0
         # window p holds steps p .. p + T - 1: a changed step s touches starts s - T + 1 .. s
         windows = np.unique((steps[:, None] - np.arange(T)) % self.capacity)  # (n,)
-        valid = self._logical(windows) <= self._size - T  # wholly stored
         rows = _exponentiate(self._priority[(windows[:, None] + np.arange(T)) % self.capacity], e)
         infinite = np.isinf(rows)
         finite = np.where(infinite, 0.0, rows)  # (n, T)
         score = (1 - maxfrac) * finite.mean(-1)
         if maxfrac > 0:  # the official selector skips the max term at 0
             score = score + maxfrac * finite.max(-1)
-        unseen = valid & infinite.any(-1)
-        self._tree[0].set(windows, unseen.astype(float))
-        self._tree[1].set(windows, np.where(valid & ~unseen, score, 0.0))
+        score[infinite.any(-1)] = np.inf
+        valid = self._logical(windows) <= self._size - T  # wholly stored
+        self._tree.set(windows, _columns(score) * valid[:, None])
 
     def prioritize(self, step_ids: np.ndarray, priorities: np.ndarray) -> None:
         """Set the priorities of stored steps (by `step_id`) to their latest losses; steps
         overwritten since they were sampled, and non-finite losses, are ignored."""
         step_ids, priorities = np.ravel(step_ids), np.ravel(priorities)
+        if (priorities < 0).any():  # a draw's probability is its score: never below 0
+            raise ValueError(f"replay priorities must be >= 0, got {priorities.min()}")
         keep = (step_ids >= self._oldest_id()) & np.isfinite(priorities)
         self._set_priority(step_ids[keep] % self.capacity, priorities[keep])
 
@@ -237,7 +239,7 @@ class SequenceReplayBuffer:
                 self._data[key][: self._size] = value[: self._size]
         self.total_added = state["total_added"]
         self._priority = np.full(self.capacity, np.inf)  # older checkpoints: all untrained
-        self._tree, self._dirty = None, []  # rebuilt from the priorities on the next draw
+        self._tree, self._dirty, self._pending = None, [], 0  # rebuilt on the next draw
         if "priority" in state:
             self._priority[: self._size] = state["priority"]
 
@@ -273,6 +275,13 @@ def _exponentiate(priorities: np.ndarray, exponent: float) -> np.ndarray:
     return np.where(np.isinf(priorities), np.inf, priorities**exponent)
 
 
+def _columns(score: np.ndarray) -> np.ndarray:
+    """Window scores -> the sampler tree's leaves, (n, 2): [1, 0] where a window holds an
+    untrained step (inf), else [0, score]."""
+    unseen = np.isinf(score)
+    return np.stack([unseen.astype(float), np.where(unseen, 0.0, score)], -1)
+
+
 def window_probs(
     priorities: np.ndarray, length: int, exponent: float, maxfrac: float
 ) -> np.ndarray:
@@ -290,44 +299,54 @@ def window_probs(
 
 
 class SumTree:
-    """Non-negative values on the leaves of a binary tree whose nodes hold their subtree's sum:
-    set k leaves in O(k log n), draw a leaf in proportion to its value in O(log n).
+    """Non-negative values on the leaves of a tree whose every node holds its subtree's sums:
+    set k leaves in O(k log n), draw a leaf in proportion to its value in O(log n). Each leaf
+    holds `width` values (the sampler keeps two: a count and a score), summed side by side.
 
-    Node 1 is the root; node i has children 2i and 2i + 1; leaf j is node `leaves` + j.
+    `branching` children per node, as the official selector's tree (16): five levels above a
+    million leaves, so a draw is five small steps. `sums[d]` holds level d, (branching^d, width);
+    `sums[0]` is the root, `sums[-1]` the leaves.
     """
 
-    def __init__(self, size: int):
-        self.leaves = 1 << max(int(size) - 1, 0).bit_length()  # a power of two >= size
-        self.node = np.zeros(2 * self.leaves)
+    def __init__(self, size: int, width: int = 1, branching: int = 16):
+        self.branching, depth = branching, 0
+        while branching**depth < size:
+            depth += 1
+        self.sums = [np.zeros((branching**d, width)) for d in range(depth + 1)]
 
-    def total(self) -> float:
-        return float(self.node[1])
+    def total(self, column: int = 0) -> float:
+        return float(self.sums[0][0, column])
 
     def set(self, index: np.ndarray, values: np.ndarray) -> None:
-        """leaf[index] = values (distinct indices), then every ancestor recomputed from its two
-        children (sums are rebuilt, never patched with differences, so rounding cannot drift)."""
+        """leaves[index] = values, (k,) distinct indices and (k, width) values; then each
+        ancestor recomputed from its children (rebuilt, never patched with differences, so
+        rounding cannot drift)."""
+        index = np.atleast_1d(index)
+        if index.size == 0:
+            return
         order = np.argsort(index)
-        node = np.asarray(index, int)[order] + self.leaves
-        self.node[node] = np.asarray(values, float)[order] if np.ndim(values) else values
-        while node[0] > 1 if node.size else False:
-            node = node // 2
-            if node.size > 1:  # sorted: drop repeated parents
-                node = node[np.concatenate(([True], node[1:] != node[:-1]))]
-            self.node[node] = self.node[2 * node] + self.node[2 * node + 1]
+        node, b = index[order], self.branching
+        self.sums[-1][node] = np.asarray(values, float)[order]
+        for d in range(len(self.sums) - 2, -1, -1):
+            node = node // b
+            node = node[np.concatenate(([True], node[1:] != node[:-1]))]  # sorted: unique
+            children = self.sums[d + 1].reshape(-1, b, self.sums[d].shape[1])  # (nodes, b, w)
+            self.sums[d][node] = children[node].sum(1)
 
-    def find(self, mass: float) -> int:
-        """The leaf j where the running sum of leaves 0..j first exceeds `mass` (in [0, total)):
-        `np.searchsorted(np.cumsum(leaves), mass, side='right')`, walking down from the root."""
-        i = 1
-        while i < self.leaves:
-            left = self.node[2 * i]
-            # rounding may leave `mass` just past a subtree's sum: never step into an empty one
-            if (mass < left or self.node[2 * i + 1] <= 0) and left > 0:
-                i = 2 * i
-            else:
-                mass -= left
-                i = 2 * i + 1
-        return i - self.leaves
+    def find(self, mass: float, column: int = 0) -> int:
+        """The leaf j where the running sum of column `column` over leaves 0..j first exceeds
+        `mass` (in [0, total)): `np.searchsorted(np.cumsum(leaves), mass, side='right')`,
+        walking down from the root."""
+        i, b = 0, self.branching
+        for level in self.sums[1:]:
+            children = level[i * b : (i + 1) * b, column]
+            running = np.cumsum(children)
+            j = int(np.searchsorted(running, mass, side="right"))
+            if j == b:  # rounding left `mass` at or past the sum: the last child holding any
+                j = int(np.flatnonzero(children)[-1])
+            mass -= running[j - 1] if j > 0 else 0.0
+            i = i * b + j
+        return i
 
 
 class StreamReplay:

@@ -241,48 +241,75 @@ def test_untrained_steps_come_first_at_any_exponent_and_maxfrac_zero_is_a_mean()
     np.testing.assert_allclose(window_scores(np.array([1.0, 3.0, 2.0]), 2, 0.0), [2.0, 2.5])
 
 
-def test_sum_tree_finds_the_leaf_that_searchsorted_finds():
+@pytest.mark.parametrize("size, branching", [(37, 16), (37, 2), (256, 16), (1, 16)])
+def test_sum_tree_finds_the_leaf_that_searchsorted_finds(size, branching):
     from dreamer.replay_buffer import SumTree
 
-    rng = np.random.default_rng(0)
-    values = rng.integers(0, 4, size=37).astype(float)  # integers: sums are exact, zeros common
-    tree = SumTree(37)
-    tree.set(np.arange(37), values)
-    assert tree.leaves == 64 and tree.total() == values.sum()
-    cumsum = np.cumsum(values)
-    for mass in np.concatenate([np.arange(values.sum()), rng.random(200) * values.sum()]):
-        expected = np.searchsorted(cumsum, mass, side="right")
-        assert tree.find(mass) == expected and values[expected] > 0
-    tree.set(np.array([3, 36]), np.array([5.0, 0.0]))  # ancestors follow a change
-    values[3], values[36] = 5.0, 0.0
-    assert tree.total() == values.sum()
-    assert tree.find(values.sum() - 1e-9) == np.flatnonzero(values)[-1]
+    rng = np.random.default_rng(size)
+    values = rng.integers(0, 4, size=(size, 2)).astype(float)  # integers: exact sums; zeros
+    values[0] = 1.0  # so neither column is all zero
+    tree = SumTree(size, width=2, branching=branching)
+    tree.set(np.arange(size), values)
+    for column in (0, 1):
+        total, cumsum = values[:, column].sum(), np.cumsum(values[:, column])
+        assert tree.total(column) == total
+        for mass in np.concatenate([np.arange(total), rng.random(100) * total]):
+            expected = np.searchsorted(cumsum, mass, side="right")
+            assert tree.find(mass, column) == expected and values[expected, column] > 0
+    tree.set(np.array([size - 1, 0]), np.array([[5.0, 0.0], [2.0, 3.0]]))  # ancestors follow
+    values[size - 1], values[0] = [5.0, 0.0], [2.0, 3.0]
+    assert tree.total(0) == values[:, 0].sum() and tree.total(1) == values[:, 1].sum()
+    tree.set(np.zeros(0, int), np.zeros((0, 2)))  # nothing to set is fine
 
 
-def _tree_probs(buf: SequenceReplayBuffer) -> np.ndarray:
-    """The sampler's next-draw probabilities by window start (oldest first), read off its trees;
-    every leaf outside the stored windows must be 0."""
-    unseen, scores = buf._tree
-    tree = unseen if unseen.total() > 0 else scores
-    leaves = tree.node[tree.leaves : tree.leaves + buf.capacity]
+def test_sum_tree_never_lands_on_an_empty_leaf_at_the_total():
+    # sums of fractions round: a mass at (or a hair past) the total still finds a positive leaf
+    from dreamer.replay_buffer import SumTree
+
+    values = np.zeros((50, 1))
+    values[[3, 17, 29], 0] = [0.1, 0.2, 0.7]
+    tree = SumTree(50, branching=4)
+    tree.set(np.arange(50), values)
+    for mass in (tree.total(), np.nextafter(tree.total(), 0.0), tree.total() * (1 + 1e-15)):
+        assert tree.find(mass) == 29
+
+
+def _tree_leaves(buf: SequenceReplayBuffer) -> np.ndarray:
+    """The sampler tree's leaves by window start (oldest first), (num_starts, 2); every leaf
+    outside the stored windows must be 0."""
+    leaves = buf._tree.sums[-1]
     windows = buf._physical(np.arange(len(buf) - buf.seq_len + 1))
-    assert leaves.sum() == pytest.approx(leaves[windows].sum())  # nothing outside them
-    return leaves[windows] / leaves[windows].sum()
+    outside = np.ones(len(leaves), bool)
+    outside[windows] = False
+    assert not leaves[outside].any()
+    return leaves[windows]
+
+
+def _expected_leaves(buf: SequenceReplayBuffer, exponent: float, maxfrac: float) -> np.ndarray:
+    """The same from scratch by the plain maths: [1, 0] for a window with an untrained step,
+    else [0, score]."""
+    from dreamer.replay_buffer import window_scores
+
+    stored = buf._priority[buf._physical(np.arange(len(buf)))]
+    steps = np.where(np.isinf(stored), np.inf, stored**exponent)
+    score = window_scores(steps, buf.seq_len, maxfrac)
+    return np.stack([np.isinf(score), np.where(np.isinf(score), 0.0, score)], -1)
 
 
 @pytest.mark.parametrize("exponent, maxfrac", [(0.8, 0.5), (1.0, 0.0), (0.0, 1.0)])
-def test_the_sum_trees_keep_the_plain_window_probabilities(exponent, maxfrac):
+def test_the_sum_tree_keeps_the_plain_window_scores(exponent, maxfrac):
     # adds across the ring's wrap, partial prioritizes, draws that zero windows: after each,
-    # the trees' incremental scores give what the O(replay) plain version gives from scratch
+    # the tree's incremental leaves equal the plain scores computed from scratch, and its
+    # next-draw probabilities equal the plain version's (window_probs)
     from dreamer.replay_buffer import window_probs
 
     rng = np.random.default_rng(1)
     config = _prio_config(frac=1.0, exponent=exponent, maxfrac=maxfrac)
     buf = _vector_buffer(150, capacity=200, seq_len=4)
-    buf.sample(1, rng, config)  # builds the trees
+    buf.sample(1, rng, config)  # builds the tree
     incremental = 0
     for round_ in range(40):
-        trees = buf._tree
+        tree = buf._tree
         for _ in range(int(rng.integers(0, 6))):
             buf.add(np.zeros(1, np.float32), np.zeros(1, np.float32), 0.0, False, False)
         ids = buf._oldest_id() + rng.choice(len(buf), size=6, replace=False)
@@ -290,23 +317,33 @@ def test_the_sum_trees_keep_the_plain_window_probabilities(exponent, maxfrac):
         if round_ % 10 == 0:
             buf.prioritize(np.arange(buf.total_added), np.ones(buf.total_added))  # all trained
         buf.sample(2, rng, config)
-        incremental += buf._tree is trees  # rescored in place, not rebuilt
+        incremental += buf._tree is tree  # rescored in place, not rebuilt
+        leaves = _tree_leaves(buf)
+        np.testing.assert_allclose(leaves, _expected_leaves(buf, exponent, maxfrac), rtol=1e-12)
+        column = 0 if leaves[:, 0].any() else 1
         stored = buf._priority[buf._physical(np.arange(len(buf)))]
         np.testing.assert_allclose(
-            _tree_probs(buf), window_probs(stored, 4, exponent, maxfrac), rtol=1e-9, atol=1e-12
+            leaves[:, column] / leaves[:, column].sum(),
+            window_probs(stored, 4, exponent, maxfrac),
+            rtol=1e-9,
+            atol=1e-12,
         )
-    assert buf.total_added > buf.capacity and incremental >= 30  # wrapped; mostly in place
+    assert buf.total_added > buf.capacity and incremental >= 36  # wrapped; mostly in place
 
 
-def test_the_sum_trees_are_rebuilt_after_a_state_dict_roundtrip():
-    from dreamer.replay_buffer import window_probs
-
+def test_the_sum_tree_is_rebuilt_after_a_state_dict_roundtrip():
     config = _prio_config(frac=1.0)
     buf = _vector_buffer(40, capacity=30)
     buf.prioritize(np.arange(40), np.arange(40.0) % 7)
     buf.sample(3, np.random.default_rng(0), config)
-    copy = SequenceReplayBuffer(30, 4)
-    copy.load_state_dict(buf.state_dict())
-    copy._refresh_tree(config)
-    stored = copy._priority[copy._physical(np.arange(30))]
-    np.testing.assert_allclose(_tree_probs(copy), window_probs(stored, 4, 1.0, 0.5))
+    other = _vector_buffer(30, capacity=30)  # its own tree, from other priorities
+    other.sample(3, np.random.default_rng(0), config)
+    other.load_state_dict(buf.state_dict())
+    other.sample(0, np.random.default_rng(0), config)  # no draw: only the refresh
+    np.testing.assert_allclose(_tree_leaves(other), _expected_leaves(other, 1.0, 0.5))
+
+
+def test_negative_priorities_are_refused():
+    buf = _vector_buffer(10)
+    with pytest.raises(ValueError, match=">= 0"):
+        buf.prioritize(np.arange(3), np.array([1.0, -0.5, 2.0]))
