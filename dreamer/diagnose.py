@@ -12,7 +12,9 @@ Plays `--episodes` episodes with the sampled policy (as evaluation does) and rep
 - what replay holds (run checkpoints only): the share of terminal steps, over all of replay and
   over its newest steps, the continue head and decoder at every stored terminal step, and for
   CartPole where the cart was and how well the decoder places it, by distance from the centre,
-  and where dreams started near the edge take the cart (do they end past it?).
+  and where dreams started near the edge take the cart (do they end past it?); with prioritized
+  replay, how much more often a draw by priority takes a window holding an episode end than a
+  uniform draw does.
 `--refit N [--fresh] [--set KEY=VALUE]` instead trains the world model alone on the run's replay
 for N updates and reads the terminal steps again. Used for the collapse study in
 docs/experiments.md.
@@ -35,9 +37,9 @@ from torch import Tensor
 from . import actor_critic as losses_ac
 from .agent import DreamerAgent
 from .checkpoint import load_checkpoint_file
-from .config import DreamerConfig, config_from_dict, override
+from .config import DreamerConfig, ReplayConfig, config_from_dict, override
 from .envs import make_env, spaces_from_info
-from .replay_buffer import SequenceReplayBuffer
+from .replay_buffer import SequenceReplayBuffer, window_max, window_probs
 from .rssm import imagine_rollout
 from .utils import lambda_returns
 
@@ -126,6 +128,27 @@ def replay_report(replay: dict, edge: float | None, recent: int = 5_000) -> dict
         out["states_abs_x_from_2.2"] = int(near.sum())
         out["end_share_abs_x_from_2.2"] = float(terminal[near].mean()) if near.any() else None
     return out
+
+
+def priority_report(replay: dict, config: ReplayConfig) -> dict:
+    """Do prioritized draws favour the windows that hold an episode end? The chance that one
+    draw by priority takes such a window (`window_probs` on the stored priorities) against the
+    chance under a uniform draw (their share of all windows), and the stored priorities (the
+    steps' last world-model losses) of terminal steps and of the rest."""
+    size, capacity, T = replay["size"], replay["capacity"], config.seq_len
+    order = (np.arange(size) + (replay["ptr"] if size == capacity else 0)) % capacity
+    terminal = replay["data"]["is_terminal"][order]
+    priority = replay["priority"][order]
+    holds_end = window_max(terminal.astype(float), T) > 0  # (num_starts,)
+    probs = window_probs(priority, T, config.priority_exponent, config.priority_maxfrac)
+    trained = np.isfinite(priority)
+    return {
+        "windows_with_an_end_uniform": float(holds_end.mean()),
+        "windows_with_an_end_by_priority": float(probs[holds_end].sum()),
+        "priority_terminal_steps": _mean_or_none(priority[terminal & trained].tolist()),
+        "priority_other_steps": _mean_or_none(priority[~terminal & trained].tolist()),
+        "untrained_steps": int((~trained).sum()),
+    }
 
 
 def _filter_windows(wm: Any, data: dict, index: np.ndarray) -> tuple[torch.Tensor, Any]:
@@ -467,6 +490,8 @@ def diagnose(path: str, env_id: str | None, episodes: int, seed: int) -> dict:
         edge = 1.6 if hasattr(env.unwrapped, "x_threshold") else None  # 2/3 of the way out
         report["replay"] = replay_report(stored, edge)
         report["replay"]["continue_at_terminals"] = continue_at_terminals(agent, stored)
+        if agent.config.replay.priority_frac > 0 and "priority" in stored:
+            report["replay"]["priority"] = priority_report(stored, agent.config.replay)
         if edge is not None:
             errors = decoder_error_by_abs_x(agent, stored)
             report["replay"]["decoder_x_error_by_abs_x"] = errors
