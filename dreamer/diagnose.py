@@ -39,7 +39,7 @@ from .agent import DreamerAgent
 from .checkpoint import load_checkpoint_file
 from .config import DreamerConfig, ReplayConfig, config_from_dict, override
 from .envs import make_env, spaces_from_info
-from .replay_buffer import SequenceReplayBuffer, window_max, window_probs
+from .replay_buffer import SequenceReplayBuffer, window_max, window_scores
 from .rssm import imagine_rollout
 from .utils import lambda_returns
 
@@ -131,23 +131,25 @@ def replay_report(replay: dict, edge: float | None, recent: int = 5_000) -> dict
 
 
 def priority_report(replay: dict, config: ReplayConfig) -> dict:
-    """Do prioritized draws favour the windows that hold an episode end? The chance that one
-    draw by priority takes such a window (`window_probs` on the stored priorities) against the
-    chance under a uniform draw (their share of all windows), and the stored priorities (the
-    steps' last world-model losses) of terminal steps and of the rest."""
+    """Do prioritized draws favour the windows that hold an episode end? Among the windows whose
+    steps have all been trained on (new steps are drawn first, whatever they hold): the chance
+    that a draw by score takes one holding an end, against a uniform draw's (their share), and
+    the stored priorities (each step's last world-model loss) of terminal steps and the rest."""
     size, capacity, T = replay["size"], replay["capacity"], config.seq_len
     order = (np.arange(size) + (replay["ptr"] if size == capacity else 0)) % capacity
     terminal = replay["data"]["is_terminal"][order]
     priority = replay["priority"][order]
     holds_end = window_max(terminal.astype(float), T) > 0  # (num_starts,)
-    probs = window_probs(priority, T, config.priority_exponent, config.priority_maxfrac)
-    trained = np.isfinite(priority)
+    steps = np.where(np.isinf(priority), np.inf, priority**config.priority_exponent)
+    score = window_scores(steps, T, config.priority_maxfrac)
+    trained = np.isfinite(score)
+    probs = score[trained] / score[trained].sum()
     return {
-        "windows_with_an_end_uniform": float(holds_end.mean()),
-        "windows_with_an_end_by_priority": float(probs[holds_end].sum()),
-        "priority_terminal_steps": _mean_or_none(priority[terminal & trained].tolist()),
-        "priority_other_steps": _mean_or_none(priority[~terminal & trained].tolist()),
-        "untrained_steps": int((~trained).sum()),
+        "windows_with_an_end_uniform": float(holds_end[trained].mean()),
+        "windows_with_an_end_by_priority": float(probs[holds_end[trained]].sum()),
+        "priority_terminal_steps": _mean_or_none(priority[terminal & ~np.isinf(priority)].tolist()),
+        "priority_other_steps": _mean_or_none(priority[~terminal & ~np.isinf(priority)].tolist()),
+        "untrained_steps": int(np.isinf(priority).sum()),
     }
 
 

@@ -45,23 +45,24 @@ def test_replay_report_counts_terminals_and_the_edge():
 
 
 def test_priority_report_by_hand():
-    # 10 steps, windows of 2 (9 starts), an episode end at step 4 with loss 9, every other 1;
-    # score = mean (maxfrac 0, exponent 1): windows [3,4] and [4,5] score 5, the other 7 score 1
+    # 10 steps, windows of 2, an episode end at step 4 with loss 9, step 9 never trained on, the
+    # rest 1. Trained windows: starts 0-7 (8); score = mean (maxfrac 0, exponent 1): [3,4] and
+    # [4,5] score 5, the other 6 score 1, so a draw by score takes an end with 10 / 16
     from dreamer.config import ReplayConfig
 
     n = 10
     terminal = np.zeros(n, bool)
     terminal[4] = True
     priority = np.ones(n)
-    priority[4] = 9.0
+    priority[4], priority[9] = 9.0, np.inf
     replay = {"data": {"is_terminal": terminal}, "priority": priority, "size": n, "ptr": n,
               "capacity": 20}  # fmt: skip
     config = ReplayConfig(seq_len=2, priority_exponent=1.0, priority_maxfrac=0.0)
     report = priority_report(replay, config)
-    assert report["windows_with_an_end_uniform"] == pytest.approx(2 / 9)
-    assert report["windows_with_an_end_by_priority"] == pytest.approx(10 / 17)
+    assert report["windows_with_an_end_uniform"] == pytest.approx(2 / 8)
+    assert report["windows_with_an_end_by_priority"] == pytest.approx(10 / 16)
     assert report["priority_terminal_steps"] == 9.0 and report["priority_other_steps"] == 1.0
-    assert report["untrained_steps"] == 0
+    assert report["untrained_steps"] == 1
 
 
 def test_command_on_a_run_checkpoint(tmp_path, capsys):
