@@ -152,6 +152,11 @@ class ReplayConfig:
     priority_exponent: float = 0.8  # p = loss ** exponent (official)
     # window score = maxfrac max(p) + (1 - maxfrac) mean(p) over its steps (official)
     priority_maxfrac: float = 0.5
+    # Recency, the official `replay.fracs.recency` (0 in every official preset): the share of
+    # windows drawn by age, an age a with weight 1 / (a + 1) ** exponent over the capacity,
+    # squeezed onto the stored windows (official `recexp`: 1)
+    recency_frac: float = 0.0
+    recency_exponent: float = 1.0
 
 
 @dataclass
@@ -333,6 +338,8 @@ LIMITS: dict[str, str] = {
     "replay.priority_frac": "[0, 1]",
     "replay.priority_exponent": "[0, inf)",
     "replay.priority_maxfrac": "[0, 1]",
+    "replay.recency_frac": "[0, 1]",
+    "replay.recency_exponent": "[0, inf)",
     "env.image_size": "[2, inf)",
     "env.action_repeat": "[1, inf)",
     "train.steps": "[1, inf)",
@@ -435,6 +442,11 @@ def _cross_field_errors(c: DreamerConfig) -> list[str]:
         errors.append(
             f"replay.capacity ({r.capacity}) split over train.envs ({t.envs}) streams must leave "
             f"each >= replay.seq_len ({r.seq_len})"
+        )
+    if r.priority_frac + r.recency_frac > 1:
+        errors.append(
+            f"replay.priority_frac ({r.priority_frac}) + replay.recency_frac ({r.recency_frac}) "
+            "must be <= 1: the rest of each batch is drawn uniformly"
         )
     if ac.min_std > ac.max_std:
         errors.append(

@@ -20,7 +20,8 @@ the training loss it last had (infinite until first trained on, so new steps are
 a window's score mixes the max and the mean of its steps' priorities, and a `priority_frac`
 share of each batch is drawn in proportion to those scores, the rest uniformly. A drawn window's
 priorities drop to 0 until its training loss comes back through `prioritize`. Every sample
-carries `step_id`, each step's insertion count, which names it for `prioritize`.
+carries `step_id`, each step's insertion count, which names it for `prioritize`. A
+`recency_frac` share (also off by default, also official) is drawn by age, newest most often.
 
 Parallel envs (`train.envs` > 1) write to `StreamReplay`: one ring per env, so a window never
 mixes the steps of two envs that ran at the same time.
@@ -49,6 +50,7 @@ class SequenceReplayBuffer:
         self._tree_settings: tuple[float, float] | None = None
         self._dirty: list[np.ndarray] = []  # steps whose priority changed since the last refresh
         self._pending = 0  # how many (with repeats)
+        self._recency_cdf: tuple[float, np.ndarray] | None = None  # (exponent, cumulative weights)
         self._ptr = 0  # next write position
         self._size = 0  # steps stored
         self.total_added = 0  # steps ever added
@@ -109,16 +111,22 @@ class SequenceReplayBuffer:
     ) -> dict:
         """B windows of T consecutive steps: dict of (B, T, ...) arrays, plus `prev_action` and
         `step_id`. With `priority` (the replay config), its `priority_frac` share of them is
-        drawn by priority."""
+        drawn by priority and its `recency_frac` share by age, the rest uniformly."""
         if self._size < self.seq_len:
             raise ValueError(f"replay holds {self._size} steps, fewer than seq_len {self.seq_len}")
         rng = rng if rng is not None else np.random.default_rng()
         num_starts = self._size - self.seq_len + 1
         starts = rng.integers(0, num_starts, size=batch_size)
-        if priority is not None and priority.priority_frac > 0:
-            # each window is drawn by priority with probability frac (official: a mixture)
-            by_priority = rng.random(batch_size) < priority.priority_frac
-            starts[by_priority] = self._priority_starts(int(by_priority.sum()), rng, priority)
+        p_frac = priority.priority_frac if priority is not None else 0.0
+        r_frac = priority.recency_frac if priority is not None else 0.0
+        if p_frac > 0 or r_frac > 0:
+            # each window picks its selector with these probabilities (official: a mixture)
+            u = rng.random(batch_size)
+            by_priority, by_age = u < p_frac, (u >= p_frac) & (u < p_frac + r_frac)
+            if p_frac > 0:
+                starts[by_priority] = self._priority_starts(int(by_priority.sum()), rng, priority)
+            if r_frac > 0:
+                starts[by_age] = self._recency_starts(int(by_age.sum()), rng, priority)
         logical = starts[:, None] + np.arange(self.seq_len)[None]  # (B, T)
         index = self._physical(logical)
         batch = {key: value[index] for key, value in self._data.items()}
@@ -156,6 +164,21 @@ class SequenceReplayBuffer:
             self._set_priority(self._physical(starts[i] + np.arange(self.seq_len)), 0.0)
             self._refresh_tree(priority)
         return starts
+
+    def _recency_starts(
+        self, count: int, rng: np.random.Generator, priority: ReplayConfig
+    ) -> np.ndarray:
+        """`count` window starts by age, as the official `Recency` selector draws them: an age a
+        in [0, capacity) with probability proportional to 1 / (a + 1) ** recency_exponent,
+        squeezed onto the n stored windows as floor(a n / capacity), 0 the newest window."""
+        e = priority.recency_exponent
+        if self._recency_cdf is None or self._recency_cdf[0] != e:
+            weights = 1.0 / np.arange(1, self.capacity + 1) ** e  # (capacity,)
+            self._recency_cdf = (e, np.cumsum(weights))
+        cdf = self._recency_cdf[1]
+        age = np.searchsorted(cdf, rng.random(count) * cdf[-1], side="right")  # (count,)
+        num_starts = self._size - self.seq_len + 1
+        return num_starts - 1 - age * num_starts // self.capacity
 
     def _logical(self, physical: np.ndarray) -> np.ndarray:
         """Array index -> insertion-order index (0 = oldest kept); inverse of `_physical`."""

@@ -347,3 +347,40 @@ def test_negative_priorities_are_refused():
     buf = _vector_buffer(10)
     with pytest.raises(ValueError, match=">= 0"):
         buf.prioritize(np.arange(3), np.array([1.0, -0.5, 2.0]))
+
+
+def test_recency_draws_by_age_as_the_official_selector_by_hand():
+    # capacity 4, windows of 2, 3 steps stored: 2 windows. Ages 0-3 weigh 1, 1/2, 1/3, 1/4
+    # (sum 25/12); squeezed onto 2 windows as floor(a * 2 / 4): ages 0, 1 -> the newest window
+    # (start 1), ages 2, 3 -> start 0. So P(newest) = (3/2) / (25/12) = 18/25
+    from dreamer.config import ReplayConfig
+
+    buf = _vector_buffer(3, capacity=4, seq_len=2)
+    config = ReplayConfig(recency_frac=1.0, recency_exponent=1.0)
+    rng = np.random.default_rng(0)
+    starts = np.concatenate([buf.sample(50, rng, config)["step_id"][:, 0] for _ in range(400)])
+    assert np.mean(starts == 1) == pytest.approx(18 / 25, abs=0.01)
+    config.recency_exponent = 0.0  # every age alike: each window gets 2 of the 4 ages
+    starts = np.concatenate([buf.sample(50, rng, config)["step_id"][:, 0] for _ in range(400)])
+    assert np.mean(starts == 1) == pytest.approx(0.5, abs=0.01)
+
+
+def test_recency_favours_the_newest_windows_across_the_wrap():
+    from dreamer.config import ReplayConfig
+
+    buf = _vector_buffer(130, capacity=100, seq_len=4)  # wrapped: steps 30-129 kept
+    batch = buf.sample(2000, np.random.default_rng(0), ReplayConfig(recency_frac=1.0))
+    ids = batch["step_id"][:, 0]
+    assert ids.min() >= 30 and ids.max() == 126  # the newest window starts at step 126
+    # weights 1/(a+1) over 100 ages squeezed onto 97 windows: the newest 10 windows take most
+    assert np.mean(ids >= 117) > 0.5
+    np.testing.assert_array_equal(batch["obs"][:, 0, 0], ids)  # the windows are those steps
+
+
+def test_priority_and_recency_shares_must_leave_room_for_each_other():
+    from dreamer.config import ConfigError, DreamerConfig, validate
+
+    config = DreamerConfig()
+    config.replay.priority_frac, config.replay.recency_frac = 0.6, 0.5
+    with pytest.raises(ConfigError, match="must be <= 1"):
+        validate(config)
