@@ -191,8 +191,9 @@ def table(summaries: list[dict]) -> str:
         walls = ", ".join(f"{x['wall_time_s'] / 60:.0f}" for x in s["seeds"])
         to_solve = ", ".join(_wall_to_threshold(x) for x in s["seeds"])
         recipes = ", ".join(dict.fromkeys(x.get("recipe", "?") for x in s["seeds"]))
+        budgets = ", ".join(dict.fromkeys(f"{_budget(x):,}" for x in s["seeds"]))  # each once
         lines.append(
-            f"| {s['env_id']} | {s['threshold']:g} | {_budget(s['seeds'][0]):,} "
+            f"| {s['env_id']} | {s['threshold']:g} | {budgets} "
             f"| {len(s['seeds'])} | {steps} | {finals} | {to_solve} | {walls} | {recipes} |"
         )
     if any(x["env_steps"] < _budget(x) for s in summaries for x in s["seeds"]):

@@ -112,6 +112,17 @@ def test_recipe_fingerprint_ignores_the_task_settings_only():
     assert table([summary]).splitlines()[2].endswith(f"| {recipe_sha(base)} |")
 
 
+def test_table_lists_each_budget_its_seeds_ran_with():
+    seed = {"steps_to_threshold": None, "final_eval": 1.0, "wall_time_s": 60.0, "recipe": "r"}
+    summary = {"env_id": "Fake-v0", "threshold": 1.0, "seeds": [
+        {**seed, "seed": 0, "env_steps": 50_000, "budget": 50_000},
+        {**seed, "seed": 1, "env_steps": 20_000, "budget": 20_000},
+        {**seed, "seed": 2, "env_steps": 900, "budget": 20_000}]}  # fmt: skip
+    row = table([summary]).splitlines()[2]
+    assert row.startswith("| Fake-v0 | 1 | 50,000, 20,000 | 3 |")
+    assert "1 (stopped at 900)" in row
+
+
 def test_recipe_fingerprint_survives_new_fields_at_their_defaults():
     config = config_to_dict(DreamerConfig())
     config["actor_critic"]["horizon"] = 30
