@@ -39,7 +39,7 @@ from .agent import DreamerAgent
 from .checkpoint import load_checkpoint_file
 from .config import DreamerConfig, ReplayConfig, config_from_dict, override
 from .envs import make_env, spaces_from_info
-from .replay_buffer import SequenceReplayBuffer, window_max, window_scores
+from .replay_buffer import SequenceReplayBuffer, exponentiate, window_max, window_scores
 from .rssm import imagine_rollout
 from .utils import lambda_returns
 
@@ -105,9 +105,7 @@ def end_cause(env: Any, final_obs: np.ndarray, terminated: bool) -> str:
 def replay_report(replay: dict, edge: float | None, recent: int = 5_000) -> dict:
     """Terminal share over all of replay and its newest `recent` steps; with `edge`, the share
     of stored CartPole states with |x| > edge."""
-    size, ptr = replay["size"], replay["ptr"]
-    data = replay["data"]
-    order = (np.arange(size) + (ptr if size == replay["capacity"] else 0)) % replay["capacity"]
+    size, data, order = replay["size"], replay["data"], _insertion_order(replay)
     terminal = data["is_terminal"][order]
     out = {
         "steps": int(size),
@@ -130,18 +128,24 @@ def replay_report(replay: dict, edge: float | None, recent: int = 5_000) -> dict
     return out
 
 
+def _insertion_order(replay: dict) -> np.ndarray:
+    """Array indices of a stored replay ring's steps, oldest first."""
+    size, capacity = replay["size"], replay["capacity"]
+    return (np.arange(size) + (replay["ptr"] if size == capacity else 0)) % capacity
+
+
 def priority_report(replay: dict, config: ReplayConfig) -> dict:
     """Do prioritized draws favour the windows that hold an episode end? Among the windows whose
     steps have all been trained on (new steps are drawn first, whatever they hold): the chance
     that a draw by score takes one holding an end, against a uniform draw's (their share), and
     the stored priorities (each step's last world-model loss) of terminal steps and the rest."""
-    size, capacity, T = replay["size"], replay["capacity"], config.seq_len
-    order = (np.arange(size) + (replay["ptr"] if size == capacity else 0)) % capacity
+    T, order = config.seq_len, _insertion_order(replay)
     terminal = replay["data"]["is_terminal"][order]
     priority = replay["priority"][order]
     holds_end = window_max(terminal.astype(float), T) > 0  # (num_starts,)
-    steps = np.where(np.isinf(priority), np.inf, priority**config.priority_exponent)
-    score = window_scores(steps, T, config.priority_maxfrac)
+    score = window_scores(
+        exponentiate(priority, config.priority_exponent), T, config.priority_maxfrac
+    )
     trained = np.isfinite(score)
     probs = score[trained] / score[trained].sum()
     return {

@@ -100,8 +100,7 @@ class SequenceReplayBuffer:
 
     def _physical(self, logical: np.ndarray) -> np.ndarray:
         """Insertion-order index (0 = oldest kept) -> array index."""
-        oldest = self._ptr if self._size == self.capacity else 0
-        return (oldest + logical) % self.capacity
+        return (self._oldest_index() + logical) % self.capacity
 
     def sample(
         self,
@@ -182,8 +181,11 @@ class SequenceReplayBuffer:
 
     def _logical(self, physical: np.ndarray) -> np.ndarray:
         """Array index -> insertion-order index (0 = oldest kept); inverse of `_physical`."""
-        oldest = self._ptr if self._size == self.capacity else 0
-        return (physical - oldest) % self.capacity
+        return (physical - self._oldest_index()) % self.capacity
+
+    def _oldest_index(self) -> int:
+        """Array index of the oldest kept step: the write position once the ring is full."""
+        return self._ptr if self._size == self.capacity else 0
 
     def _set_priority(self, index: np.ndarray, value: float | np.ndarray) -> None:
         """Write step priorities (array indices), noting the steps whose windows need rescoring."""
@@ -203,7 +205,7 @@ class SequenceReplayBuffer:
         if self._tree is None or settings != self._tree_settings:
             self._tree_settings, self._dirty, self._pending = settings, [], 0
             stored = self._priority[self._physical(np.arange(self._size))]  # oldest first
-            score = window_scores(_exponentiate(stored, e), T, maxfrac)  # (num_starts,)
+            score = window_scores(exponentiate(stored, e), T, maxfrac)  # (num_starts,)
             self._tree = SumTree(self.capacity, width=2)
             self._tree.set(self._physical(np.arange(len(score))), _columns(score))
             return
@@ -213,7 +215,7 @@ class SequenceReplayBuffer:
         self._dirty, self._pending = [], 0
         # window p holds steps p .. p + T - 1: a changed step s touches starts s - T + 1 .. s
         windows = np.unique((steps[:, None] - np.arange(T)) % self.capacity)  # (n,)
-        rows = _exponentiate(self._priority[(windows[:, None] + np.arange(T)) % self.capacity], e)
+        rows = exponentiate(self._priority[(windows[:, None] + np.arange(T)) % self.capacity], e)
         infinite = np.isinf(rows)
         finite = np.where(infinite, 0.0, rows)  # (n, T)
         score = (1 - maxfrac) * finite.mean(-1)
@@ -293,7 +295,7 @@ def window_scores(steps: np.ndarray, length: int, maxfrac: float) -> np.ndarray:
     return np.where(count[length:] - count[:-length] > 0, np.inf, score)
 
 
-def _exponentiate(priorities: np.ndarray, exponent: float) -> np.ndarray:
+def exponentiate(priorities: np.ndarray, exponent: float) -> np.ndarray:
     """p ** exponent, with untrained steps kept inf whatever the exponent (0 ** 0 would be 1)."""
     return np.where(np.isinf(priorities), np.inf, priorities**exponent)
 
@@ -312,7 +314,7 @@ def window_probs(
     start given the stored steps' priorities, oldest first. Windows holding an untrained (inf)
     step come first, uniformly among them; else in proportion to their scores; uniform if all
     are 0. The sampler's sum trees are pinned to this in tests/test_replay.py."""
-    score = window_scores(_exponentiate(priorities, exponent), length, maxfrac)
+    score = window_scores(exponentiate(priorities, exponent), length, maxfrac)
     unseen = np.isinf(score)
     if unseen.any():
         return unseen / unseen.sum()
