@@ -3,6 +3,7 @@ the thread tuner, SIGKILL at random moments, a full disk, temp files left by a c
 
 import csv
 import errno
+import importlib.util
 import json
 import math
 import os
@@ -258,6 +259,30 @@ def test_issue_commands_as_a_user_runs_them(args, tmp_path):
                          timeout=300, env=env)  # fmt: skip
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def documented_errors() -> list[tuple[list[str], str]]:
+    """The `$ command` / `error: ...` pairs of docs/robustness.md's example block."""
+    text = open(os.path.join(ROOT, "docs", "robustness.md")).read()
+    block = text.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    pairs = [(block[i], block[i + 1]) for i in range(0, len(block), 2)]
+    assert all(c.startswith("$ python ") and e.startswith("error: ") for c, e in pairs), block
+    return [(command.split()[2:], error) for command, error in pairs]
+
+
+@pytest.mark.parametrize("argv, expected", documented_errors())
+def test_documented_errors_are_the_printed_ones(argv, expected, tmp_path, monkeypatch, capsys):
+    """Each example error in docs/robustness.md is the line the command prints today."""
+    monkeypatch.chdir(tmp_path)
+    if argv[0] == "-m":  # python -m dreamer ...
+        status = cli.main(argv[2:])
+    else:  # a numbered script: its own config and env id
+        path = os.path.join(ROOT, argv[0])
+        spec = importlib.util.spec_from_file_location("script", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        status = cli.main(argv[1:], env_id="CartPole-v1", config=module.cartpole_config())
+    assert one_line_error(capsys, status) == expected
 
 
 # -- threads ----------------------------------------------------------------------------------
