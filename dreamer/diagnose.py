@@ -138,7 +138,9 @@ def priority_report(replay: dict, config: ReplayConfig) -> dict:
     """Do prioritized draws favour the windows that hold an episode end? Among the windows whose
     steps have all been trained on (new steps are drawn first, whatever they hold): the chance
     that a draw by score takes one holding an end, against a uniform draw's (their share), and
-    the stored priorities (each step's last world-model loss) of terminal steps and the rest."""
+    the stored priorities (each step's last world-model loss) of terminal steps and the rest;
+    and how old a drawn window is by each draw (steps stored after its last step): a recency the
+    priorities may carry, since a step's loss falls the more often it is trained on."""
     T, order = config.seq_len, _insertion_order(replay)
     terminal = replay["data"]["is_terminal"][order]
     priority = replay["priority"][order]
@@ -148,12 +150,15 @@ def priority_report(replay: dict, config: ReplayConfig) -> dict:
     )
     trained = np.isfinite(score)
     probs = score[trained] / score[trained].sum()
+    age = (len(order) - T - np.arange(len(score)))[trained]  # window start s: n - T - s
     return {
         "windows_with_an_end_uniform": float(holds_end[trained].mean()),
         "windows_with_an_end_by_priority": float(probs[holds_end[trained]].sum()),
         "priority_terminal_steps": _mean_or_none(priority[terminal & ~np.isinf(priority)].tolist()),
         "priority_other_steps": _mean_or_none(priority[~terminal & ~np.isinf(priority)].tolist()),
         "untrained_steps": int(np.isinf(priority).sum()),
+        "mean_window_age_uniform": float(age.mean()),
+        "mean_window_age_by_priority": float(probs @ age),
     }
 
 

@@ -63,6 +63,29 @@ def test_priority_report_by_hand():
     assert report["windows_with_an_end_by_priority"] == pytest.approx(10 / 16)
     assert report["priority_terminal_steps"] == 9.0 and report["priority_other_steps"] == 1.0
     assert report["untrained_steps"] == 1
+    # ages n - T - s = 8..1 for starts 0..7: uniform 4.5; by score (25 + 20 + 27) / 16, also 4.5
+    assert report["mean_window_age_uniform"] == pytest.approx(4.5)
+    assert report["mean_window_age_by_priority"] == pytest.approx(4.5)
+
+
+def test_priority_report_ages_by_hand():
+    # 6 steps, windows of 2, priorities [1, 1, 1, 1, 4, inf]: trained starts 0-3 score 1, 1, 1,
+    # 2.5 (mean), ages 4 - s = 4, 3, 2, 1: uniform 2.5, by score (4 + 3 + 2 + 2.5) / 5.5
+    from dreamer.config import ReplayConfig
+
+    priority = np.array([1.0, 1.0, 1.0, 1.0, 4.0, np.inf])
+    replay = {"data": {"is_terminal": np.zeros(6, bool)}, "priority": priority, "size": 6,
+              "ptr": 6, "capacity": 6}  # fmt: skip
+    config = ReplayConfig(seq_len=2, priority_exponent=1.0, priority_maxfrac=0.0)
+    report = priority_report(replay, config)
+    assert report["mean_window_age_uniform"] == pytest.approx(2.5)
+    assert report["mean_window_age_by_priority"] == pytest.approx(11.5 / 5.5)
+    # the ring wrapped (ptr 2): the same steps stored from array index 2 on give the same ages
+    replay.update(priority=np.roll(priority, 2), ptr=2)
+    replay["data"]["is_terminal"] = np.zeros(6, bool)
+    assert priority_report(replay, config)["mean_window_age_by_priority"] == pytest.approx(
+        11.5 / 5.5
+    )
 
 
 def test_command_on_a_run_checkpoint(tmp_path, capsys):
