@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+from types import ModuleType
+
 import numpy as np
 import pytest
 import torch
@@ -17,6 +21,19 @@ from dreamer.config import (
 
 # Tiny networks: thread start-up costs more than the maths, and the cores are shared.
 torch.set_num_threads(1)
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_top_level(filename: str) -> ModuleType:
+    """A file of the repository root (a numbered script, train_all.py) loaded as a module."""
+    spec = importlib.util.spec_from_file_location(
+        filename.removesuffix(".py"), os.path.join(ROOT, filename)
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_rssm_config() -> RSSMConfig:

@@ -82,7 +82,6 @@ def test_priority_report_ages_by_hand():
     assert report["mean_window_age_by_priority"] == pytest.approx(11.5 / 5.5)
     # the ring wrapped (ptr 2): the same steps stored from array index 2 on give the same ages
     replay.update(priority=np.roll(priority, 2), ptr=2)
-    replay["data"]["is_terminal"] = np.zeros(6, bool)
     assert priority_report(replay, config)["mean_window_age_by_priority"] == pytest.approx(
         11.5 / 5.5
     )

@@ -4,15 +4,13 @@ BCE, the replay critic's gradient into the world model, the actor's output scale
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_config
+from conftest import load_top_level, tiny_config
 from test_agent import _collect, _spaces
 
 from dreamer import cli
@@ -252,10 +250,7 @@ SCRIPT_EXTRAS = {
 def test_classic_control_scripts_share_one_recipe(script):
     """A script's config differs from the shared preset in its budget and threshold and in the
     fields listed above, nowhere else: a new per-task setting has to be declared here."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), script)
-    spec = importlib.util.spec_from_file_location("script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_top_level(script)
     factory = next(v for k, v in vars(module).items() if k.endswith("_config") and callable(v))
     shared, own = leaf_values(classic_control()), leaf_values(factory())
     differ = {key for key in shared if shared[key] != own[key]}

@@ -3,7 +3,6 @@ the thread tuner, SIGKILL at random moments, a full disk, temp files left by a c
 
 import csv
 import errno
-import importlib.util
 import json
 import math
 import os
@@ -16,7 +15,7 @@ import time
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import load_top_level, tiny_config
 
 from dreamer import cli
 from dreamer.checkpoint import CheckpointWriteError, atomic_torch_save, load_checkpoint_file
@@ -277,11 +276,8 @@ def test_documented_errors_are_the_printed_ones(argv, expected, tmp_path, monkey
     if argv[0] == "-m":  # python -m dreamer ...
         status = cli.main(argv[2:])
     else:  # a numbered script: its own config and env id
-        path = os.path.join(ROOT, argv[0])
-        spec = importlib.util.spec_from_file_location("script", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        status = cli.main(argv[1:], env_id="CartPole-v1", config=module.cartpole_config())
+        config = load_top_level(argv[0]).cartpole_config()
+        status = cli.main(argv[1:], env_id="CartPole-v1", config=config)
     assert one_line_error(capsys, status) == expected
 
 

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
+
+from conftest import load_top_level
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _train_all():
-    spec = importlib.util.spec_from_file_location("train_all", os.path.join(ROOT, "train_all.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_top_level("train_all.py")
 
 
 def _result(logdir, env_steps, budget, interrupted):
