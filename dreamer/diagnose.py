@@ -140,7 +140,9 @@ def priority_report(replay: dict, config: ReplayConfig) -> dict:
     that a draw by score takes one holding an end, against a uniform draw's (their share), and
     the stored priorities (each step's last world-model loss) of terminal steps and the rest;
     and how old a drawn window is by each draw (steps stored after its last step): a recency the
-    priorities may carry, since a step's loss falls the more often it is trained on."""
+    priorities may carry, since a step's loss falls the more often it is trained on. For a
+    vector observation also each dimension's mean |value| over a window, by each draw: which
+    states the scores favour (Acrobot: are fast swings drawn more often?)."""
     T, order = config.seq_len, _insertion_order(replay)
     terminal = replay["data"]["is_terminal"][order]
     priority = replay["priority"][order]
@@ -151,7 +153,7 @@ def priority_report(replay: dict, config: ReplayConfig) -> dict:
     trained = np.isfinite(score)
     probs = score[trained] / score[trained].sum()
     age = (len(order) - T - np.arange(len(score)))[trained]  # window start s: n - T - s
-    return {
+    out = {
         "windows_with_an_end_uniform": float(holds_end[trained].mean()),
         "windows_with_an_end_by_priority": float(probs[holds_end[trained]].sum()),
         "priority_terminal_steps": _mean_or_none(priority[terminal & ~np.isinf(priority)].tolist()),
@@ -160,6 +162,15 @@ def priority_report(replay: dict, config: ReplayConfig) -> dict:
         "mean_window_age_uniform": float(age.mean()),
         "mean_window_age_by_priority": float(probs @ age),
     }
+    obs = replay["data"].get("obs")
+    if obs is not None and obs.ndim == 2 and obs.dtype.kind == "f":
+        # (num_starts, D): each window's mean |obs| per dimension
+        window_abs = np.stack(
+            [window_scores(np.abs(obs[order, d]), T, 0.0) for d in range(obs.shape[1])], 1
+        )[trained]
+        out["mean_abs_obs_uniform"] = window_abs.mean(0).tolist()
+        out["mean_abs_obs_by_priority"] = (probs @ window_abs).tolist()
+    return out
 
 
 def _filter_windows(wm: Any, data: dict, index: np.ndarray) -> tuple[torch.Tensor, Any]:

@@ -87,6 +87,21 @@ def test_priority_report_ages_by_hand():
     )
 
 
+def test_priority_report_obs_by_hand():
+    # 5 steps of a 1-d observation [0, -2, 4, 0, 6], windows of 2, priorities [1, 1, 3, 1, 1]:
+    # window means of |obs| 1, 3, 2, 3; scores (mean) 1, 2, 2, 1: by score (1 + 6 + 4 + 3) / 6
+    from dreamer.config import ReplayConfig
+
+    obs = np.array([[0.0], [-2.0], [4.0], [0.0], [6.0]], np.float32)
+    replay = {"data": {"is_terminal": np.zeros(5, bool), "obs": obs},
+              "priority": np.array([1.0, 1.0, 3.0, 1.0, 1.0]), "size": 5, "ptr": 5,
+              "capacity": 5}  # fmt: skip
+    config = ReplayConfig(seq_len=2, priority_exponent=1.0, priority_maxfrac=0.0)
+    report = priority_report(replay, config)
+    assert report["mean_abs_obs_uniform"] == pytest.approx([9 / 4])
+    assert report["mean_abs_obs_by_priority"] == pytest.approx([14 / 6])
+
+
 def test_command_on_a_run_checkpoint(tmp_path, capsys):
     config = tiny_config()
     config.train.eval_episodes = 1
