@@ -165,6 +165,9 @@ class TrainConfig:
 
     steps: int = 100_000  # environment steps in total
     prefill: int = 1_000  # random-policy steps before the first update
+    # env steps each random prefill action is held (1: a fresh draw every step, as officially);
+    # held 2-8 steps, Acrobot's random pushes add up to swings that reach the goal
+    prefill_hold: int = 1
     train_ratio: float = 512.0  # replayed steps (B*T per update) per env step; 2025 code: 32
     eval_every: int = 2_000  # env steps between evaluations
     eval_episodes: int = 10  # episodes per evaluation (separate env instances)
@@ -344,6 +347,7 @@ LIMITS: dict[str, str] = {
     "env.action_repeat": "[1, inf)",
     "train.steps": "[1, inf)",
     "train.prefill": "[0, inf)",
+    "train.prefill_hold": "[1, inf)",
     "train.train_ratio": "(0, inf)",
     "train.eval_every": "[1, inf)",
     "train.eval_episodes": "[1, inf)",

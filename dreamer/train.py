@@ -205,6 +205,8 @@ class Trainer:
         self.vector_env: Any = None  # the N > 1 envs, started by `run`
         self.vector_episode: dict | None = None  # their obs, rewards, is_first, state, returns
         self.rng = np.random.default_rng(self.worker_seed)
+        self.prefill_actions: np.ndarray | None = None  # the random actions being held
+        self.prefill_held = 0  # env steps they have been held
         self.env_step = 0
         self.episodes = 0
         self.update_debt = 0.0  # updates owed by the train ratio, not yet done
@@ -383,7 +385,7 @@ class Trainer:
         """One step of the single env: act, store the step, end and restart the episode."""
         ep = self.episode
         if len(self.replay) < self.config.train.prefill:
-            action = random_model_action(self.env.action_space, self.rng)
+            action = self._random_actions(1)[0]
         else:
             model_action, ep["state"] = self.agent.policy(ep["obs"], ep["state"], [ep["is_first"]])
             action = model_action[0].cpu().numpy()
@@ -399,6 +401,15 @@ class Trainer:
             self.episodes += 1
             self.last_return = ep["return"]
             self._reset_episode()
+
+    def _random_actions(self, n: int) -> np.ndarray:
+        """The prefill's random actions for n envs, (n, A): fresh draws every
+        `train.prefill_hold` env steps, the same actions in between."""
+        if self.prefill_held % self.config.train.prefill_hold == 0:
+            draws = [random_model_action(self.env.action_space, self.rng) for _ in range(n)]
+            self.prefill_actions = np.stack(draws)
+        self.prefill_held += 1
+        return self.prefill_actions
 
     def _start_vector_env(self) -> None:
         """Start the N envs on new episodes. A resumed run restarts them too: subprocess envs
@@ -422,8 +433,7 @@ class Trainer:
         """One step of all N envs: one batched policy pass, each env's steps to its stream."""
         ep, n = self.vector_episode, self.num_envs
         if len(self.replay) < self.config.train.prefill:
-            space = self.env.action_space
-            action = np.stack([random_model_action(space, self.rng) for _ in range(n)])
+            action = self._random_actions(n)
         else:
             model_action, ep["state"] = self.agent.policy(ep["obs"], ep["state"], ep["is_first"])
             action = model_action.cpu().numpy()  # (N, A)

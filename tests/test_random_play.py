@@ -48,3 +48,41 @@ def test_random_cartpole_always_falls(capsys):
     assert main(["CartPole-v1", "--episodes", "0"]) == 2
     assert main(["NoSuchEnv-v0"]) == 2
     assert capsys.readouterr().err.count("error: ") == 2
+
+
+# -- the trainer's prefill: `train.prefill_hold` ------------------------------------------------
+
+
+def _prefill_actions(tmp_path, hold: int, envs: int = 1) -> np.ndarray:
+    """The actions the first 24 prefill steps of each Pendulum env stored: (envs, 24, 1)."""
+    from conftest import tiny_config
+
+    from dreamer.train import Trainer
+
+    config = tiny_config()
+    t = config.train
+    t.prefill, t.prefill_hold, t.envs = 24 * envs, hold, envs
+    trainer = Trainer("Pendulum-v1", config, str(tmp_path / f"h{hold}e{envs}"), seed=3,
+                      device="cpu", progress=False)  # fmt: skip
+    trainer.start_episodes()
+    try:
+        while trainer.env_step < 24 * envs:
+            trainer.collect()
+    finally:
+        trainer.close_envs()
+    rings = [trainer.replay] if envs == 1 else trainer.replay.streams
+    return np.stack([ring._data["action"][:24] for ring in rings])
+
+
+def test_prefill_holds_each_random_action_for_prefill_hold_steps(tmp_path):
+    """Continuous draws never repeat by chance: with hold 3 the stored actions come in runs of
+    exactly 3 (each env its own), with hold 1 every step is a fresh draw."""
+    for envs in (1, 2):
+        held = _prefill_actions(tmp_path, 3, envs)[..., 0]  # (envs, 24)
+        blocks = held.reshape(envs, 8, 3)
+        assert (blocks == blocks[..., :1]).all()  # the same action within a block
+        assert (np.diff(blocks[..., 0], axis=1) != 0).all()  # a new one at each block's start
+        if envs == 2:
+            assert (held[0] != held[1]).all()
+    fresh = _prefill_actions(tmp_path, 1)[0, :, 0]
+    assert (np.diff(fresh) != 0).all()
