@@ -170,12 +170,22 @@ def _restore(trainer: Trainer, state: dict) -> None:
     episode = state.get("episode")
     if episode is not None:  # continue the interrupted episode exactly
         trainer.env = pickle.loads(episode.pop("env"))
+        episode["state"] = episode_state_to(episode["state"], trainer.agent.device)
         trainer.episode = episode
     rng = state["rng"]
     random.setstate(rng["python"])
     np.random.set_state(rng["numpy_global"])
     trainer.rng.bit_generator.state = rng["numpy"]
     torch.set_rng_state(rng["torch"])
+
+
+def episode_state_to(state: tuple | None, device: torch.device) -> tuple | None:
+    """The running episode's agent state (latent, previous action), loaded onto the CPU like the
+    whole checkpoint, back on the device the policy acts on (None: the episode has not acted)."""
+    if state is None:
+        return None
+    latent, prev_action = state
+    return latent.map(lambda x: x.to(device)), prev_action.to(device)
 
 
 def _episode_state(trainer: Trainer) -> dict | None:

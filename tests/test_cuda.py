@@ -108,6 +108,23 @@ def test_checkpoint_moves_between_gpu_and_cpu(tmp_path):
     assert np.isfinite(back.train_step(batch)["loss/dec"])  # its optimiser state moved too
 
 
+def test_a_run_resumes_mid_episode_on_the_gpu(tmp_path):
+    """The running episode's agent state, saved from the GPU and loaded onto the CPU with the
+    checkpoint, goes back to the GPU where the policy acts."""
+    from dreamer.train import Trainer
+
+    config = tiny_config()
+    t = config.train
+    t.steps, t.prefill, t.eval_every, t.checkpoint_every = 20, 10, 1000, 10
+    Trainer("CartPole-v1", config, str(tmp_path), device="cuda", progress=False).run()
+    t.steps = 30
+    resumed = Trainer("CartPole-v1", config, str(tmp_path), device="cuda", resume=True,
+                      progress=False)  # fmt: skip
+    if resumed.episode is not None and resumed.episode["state"] is not None:
+        assert resumed.episode["state"][1].is_cuda
+    assert resumed.run().env_steps == 30
+
+
 def test_pixel_update_replays_as_a_graph_with_compiled_steps():
     """What `07_dreamer_pixels.py --device cuda --cuda-graph --compile` runs: CNN encoder and
     decoder inside the recorded graph, the RSSM's loop bodies compiled."""

@@ -18,9 +18,15 @@ import torch
 from conftest import load_top_level, tiny_config
 
 from dreamer import cli
-from dreamer.checkpoint import CheckpointWriteError, atomic_torch_save, load_checkpoint_file
+from dreamer.checkpoint import (
+    CheckpointWriteError,
+    atomic_torch_save,
+    episode_state_to,
+    load_checkpoint_file,
+)
 from dreamer.config import LIMITS, ConfigError, DreamerConfig, leaf_keys, override, validate
 from dreamer.logger import MetricsLogger
+from dreamer.rssm import State
 from dreamer.threads import ThreadTuner
 from dreamer.train import Trainer
 
@@ -434,6 +440,16 @@ def test_resume_restores_the_episode_only_when_the_env_pickles_its_state(env_id,
     resumed = Trainer(env_id, config, str(tmp_path), device="cpu", resume=True, progress=False)
     assert (resumed.episode is not None) == mid_episode
     assert resumed.run().env_steps == 30
+
+
+def test_the_resumed_episodes_agent_state_goes_where_the_policy_acts():
+    """A checkpoint loads onto the CPU; the running episode's latent and previous action must
+    move to the agent's device (a GPU run otherwise fails at its first policy step)."""
+    latent = State(torch.zeros(1, 4), torch.zeros(1, 8), torch.zeros(1, 2, dtype=torch.long))
+    moved_latent, moved_action = episode_state_to((latent, torch.zeros(1, 3)), torch.device("meta"))
+    assert [x.device.type for x in (*moved_latent, moved_action)] == ["meta"] * 4
+    assert moved_latent.index.dtype == torch.long
+    assert episode_state_to(None, torch.device("meta")) is None  # no policy step yet
 
 
 # Runs `python -m dreamer` in forks of one process that imported it: each run is its own process
