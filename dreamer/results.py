@@ -118,9 +118,11 @@ def summarise_env(env_dir: str, name: str, out_dir: str, partial: bool = False) 
 
 
 def config_sha(config: dict) -> str:
-    """A short fingerprint of a run's config: seeds are only summarised together if equal."""
-    config = {**config, "train": {**config["train"], "steps": None}}  # a longer budget is fine
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+    """A short fingerprint of a run's config (its budget aside): seeds summarised together
+    share it. Only fields that differ from the defaults count, so a field added later (at its
+    default) changes none; fingerprints recorded before this form differ for every run."""
+    settings = _non_defaults(config, skip={"train.steps"})  # a longer budget is fine
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 # A task's own settings, not the learning recipe's: its budget, its threshold, how often and
@@ -132,14 +134,18 @@ def recipe_sha(config: dict) -> str:
     """A short fingerprint of the learning recipe: the fields that differ from DreamerConfig's
     defaults, less the train section's TASK_KEYS. Rows of the results table that show one
     fingerprint learned by the same recipe; a field added later (at its default) changes none."""
+    recipe = _non_defaults(config, skip={f"train.{key}" for key in TASK_KEYS})
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def _non_defaults(config: dict, skip: set[str]) -> dict:
+    """{dotted key: value} of the fields that differ from DreamerConfig's defaults, less `skip`."""
     try:  # fields the run did not know take their defaults
         config = config_to_dict(config_from_dict(DreamerConfig, config))
     except ConfigError:
-        pass  # not a full config (a hand-made summary): fingerprint it as it is
+        pass  # not a full config (a hand-made summary): take it as it is
     defaults = _flat(config_to_dict(DreamerConfig()))
-    task = {f"train.{key}" for key in TASK_KEYS}
-    recipe = {k: v for k, v in _flat(config).items() if k not in task and defaults.get(k) != v}
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:8]
+    return {k: v for k, v in _flat(config).items() if k not in skip and defaults.get(k) != v}
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:
@@ -163,15 +169,20 @@ def _with_earlier_seeds(path: str, env_id: str, name: str, seeds: list[dict]) ->
         return seeds
     have = {entry["seed"] for entry in seeds}
     shas = {entry["config_sha"] for entry in seeds}
+    recipes = {entry["recipe"] for entry in seeds}
     kept = []
     for entry in earlier["seeds"]:
         if entry["seed"] in have:
             continue
         sha = entry.get("config_sha")
-        if sha is not None and sha not in shas:
+        if sha is not None and sha not in shas and entry.get("recipe") not in recipes:
             print(f"{env_id}: dropping seed {entry['seed']} from {path}: another config")
             continue
-        note = "" if sha else ", config not recorded"
+        note = ""
+        if sha is None:
+            note = ", config not recorded"
+        elif sha not in shas:  # task settings differ, or an older config_sha recorded it
+            note = ", same recipe, another config fingerprint"
         print(f"{env_id}: keeping seed {entry['seed']} from {path} (not in runs/{note})")
         kept.append(entry)
     return sorted(seeds + kept, key=lambda entry: entry["seed"])

@@ -3,10 +3,10 @@
 import json
 
 from dreamer.config import DreamerConfig, apply_recipe, config_to_dict
-from dreamer.results import main, recipe_sha, summarise_env, table
+from dreamer.results import config_sha, main, recipe_sha, summarise_env, table
 
 
-def _fake_run(env_dir, seed, final, gamma=0.997, name="default"):
+def _fake_run(env_dir, seed, final, gamma=0.997, name="default", eval_every=1000):
     run = env_dir / f"{name}-seed{seed}"
     run.mkdir(parents=True)
     rows = f"env_step,wall_time,eval_mean\n1000,5,10.0\n1500,8,\n2000,12,{final}\n"
@@ -24,7 +24,10 @@ def _fake_run(env_dir, seed, final, gamma=0.997, name="default"):
         "git_commit": "abc",
         "threads": 1,
         "torch": "2.13.0",
-        "config": {"train": {"threshold": 20.0, "steps": 2000}, "gamma": gamma},
+        "config": {
+            "train": {"threshold": 20.0, "steps": 2000, "eval_every": eval_every},
+            "gamma": gamma,
+        },
     }
     (run / "result.json").write_text(json.dumps(result))
 
@@ -58,6 +61,29 @@ def test_summary_drops_earlier_seeds_of_another_config(tmp_path):
     _fake_run(other, 1, 45.0, gamma=0.99)
     summary = summarise_env(str(other), "default", str(out_dir))
     assert [s["seed"] for s in summary["seeds"]] == [1]
+
+
+def test_summary_keeps_earlier_seeds_of_the_same_recipe_under_another_fingerprint(tmp_path):
+    """Another evaluation interval is a task setting, not the recipe: the earlier seed stays."""
+    env_dir, out_dir = tmp_path / "runs" / "Fake-v0", tmp_path / "results" / "Fake-v0"
+    _fake_run(env_dir, 0, 30.0)
+    summarise_env(str(env_dir), "default", str(out_dir))
+    other = tmp_path / "runs2" / "Fake-v0"
+    _fake_run(other, 1, 45.0, eval_every=500)
+    summary = summarise_env(str(other), "default", str(out_dir))
+    assert [s["seed"] for s in summary["seeds"]] == [0, 1]
+    assert summary["seeds"][0]["config_sha"] != summary["seeds"][1]["config_sha"]
+
+
+def test_config_fingerprint_ignores_a_field_at_its_default():
+    """A run recorded before a field existed fingerprints as one that has it at its default."""
+    config = config_to_dict(DreamerConfig())
+    config["world_model"]["lr"] = 3e-4
+    older = json.loads(json.dumps(config))
+    del older["train"]["prefill_hold"]
+    assert config_sha(older) == config_sha(config)
+    config["train"]["prefill_hold"] = 4
+    assert config_sha(older) != config_sha(config)
 
 
 def test_named_runs_get_their_own_summary_and_readme_table(tmp_path):

@@ -7,7 +7,13 @@
 # From the repository root:
 #   OUT=somewhere NAME=shared [SCRIPTS="02 03 05"] [SEEDS="0 1 2 3 4"] [LIMIT=400] \
 #     [SET="actor_critic.horizon=30 ..."] [DEVICE=cpu] bash results/gpu/recipe.sh
+# A GPU image without gymnasium: bring its wheels (gymnasium, farama-notifications) in .whl/;
+# they are installed into /tmp/site first.
 set -u
+if [ -d .whl ] && ! python3 -c "import gymnasium" 2>/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site
+fi
 OUT=${OUT:-results/gpu/out}
 NAME=${NAME:?name the candidate: NAME=...}
 SCRIPTS=${SCRIPTS:-02 03 05}
