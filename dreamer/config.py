@@ -165,8 +165,8 @@ class TrainConfig:
 
     steps: int = 100_000  # environment steps in total
     prefill: int = 1_000  # random-policy steps before the first update
-    # env steps each random prefill action is held (1: a fresh draw every step, as officially);
-    # held 2-8 steps, Acrobot's random pushes add up to swings that reach the goal
+    # env steps each random prefill action is held (1: a fresh draw every step); held 2-8
+    # steps, Acrobot's random pushes add up to swings that reach the goal
     prefill_hold: int = 1
     train_ratio: float = 512.0  # replayed steps (B*T per update) per env step; 2025 code: 32
     eval_every: int = 2_000  # env steps between evaluations
