@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from dreamer.config import DreamerConfig, apply_recipe, config_to_dict
 from dreamer.results import config_sha, main, recipe_sha, summarise_env, table
 
@@ -53,26 +55,21 @@ def test_summary_keeps_earlier_seeds_and_replaces_rerun_ones(tmp_path):
     assert (out_dir / "curves.png").stat().st_size > 0
 
 
-def test_summary_drops_earlier_seeds_of_another_config(tmp_path):
+@pytest.mark.parametrize(
+    "change, kept",
+    [({"gamma": 0.99}, [1]), ({"eval_every": 500}, [0, 1])],
+    ids=["another recipe: dropped", "another task setting: kept"],
+)
+def test_summary_keeps_earlier_seeds_only_of_the_same_recipe(tmp_path, change, kept):
+    """An earlier seed trained by another recipe leaves the summary; one that only evaluated at
+    another interval (a task setting: another config fingerprint, the same recipe) stays."""
     env_dir, out_dir = tmp_path / "runs" / "Fake-v0", tmp_path / "results" / "Fake-v0"
     _fake_run(env_dir, 0, 30.0)
     summarise_env(str(env_dir), "default", str(out_dir))
     other = tmp_path / "runs2" / "Fake-v0"
-    _fake_run(other, 1, 45.0, gamma=0.99)
+    _fake_run(other, 1, 45.0, **change)
     summary = summarise_env(str(other), "default", str(out_dir))
-    assert [s["seed"] for s in summary["seeds"]] == [1]
-
-
-def test_summary_keeps_earlier_seeds_of_the_same_recipe_under_another_fingerprint(tmp_path):
-    """Another evaluation interval is a task setting, not the recipe: the earlier seed stays."""
-    env_dir, out_dir = tmp_path / "runs" / "Fake-v0", tmp_path / "results" / "Fake-v0"
-    _fake_run(env_dir, 0, 30.0)
-    summarise_env(str(env_dir), "default", str(out_dir))
-    other = tmp_path / "runs2" / "Fake-v0"
-    _fake_run(other, 1, 45.0, eval_every=500)
-    summary = summarise_env(str(other), "default", str(out_dir))
-    assert [s["seed"] for s in summary["seeds"]] == [0, 1]
-    assert summary["seeds"][0]["config_sha"] != summary["seeds"][1]["config_sha"]
+    assert [s["seed"] for s in summary["seeds"]] == kept
 
 
 def test_config_fingerprint_ignores_a_field_at_its_default():
