@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -293,6 +294,29 @@ def run(args: argparse.Namespace) -> dict:
     }
 
 
+def _time_parts(trainer: Any) -> dict:
+    """Wrap the policy and the env step (one env's, or the vector env's: send the actions, wait
+    for all N) in timers; returns the dict of seconds they add to."""
+    seconds = {"policy": 0.0, "env": 0.0}
+
+    def timed(fn: Callable, part: str) -> Callable:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                seconds[part] += time.perf_counter() - start
+
+        return call
+
+    trainer.agent.policy = timed(trainer.agent.policy, "policy")
+    if trainer.vector_env is not None:
+        trainer.vector_env.step = timed(trainer.vector_env.step, "env")
+    else:
+        trainer.env.step = timed(trainer.env.step, "env")
+    return seconds
+
+
 def collect(args: argparse.Namespace) -> dict:
     """Env steps per second of the training loop's own collection step (`Trainer.collect`:
     `--envs N` envs, one batched policy pass, replay writes) with the preset's config and env,
@@ -308,15 +332,23 @@ def collect(args: argparse.Namespace) -> dict:
         trainer = Trainer(PRESET_ENVS[args.preset], config, logdir, device=args.device,
                           progress=False, threads=args.threads)  # fmt: skip
         trainer.start_episodes()
+        parts = _time_parts(trainer) if args.parts else None
         try:
             for _ in range(args.warmup):
                 trainer.collect()
+            if parts:
+                parts.update(policy=0.0, env=0.0)
             start, steps = time.perf_counter(), 0
             while steps < args.collect_steps:
                 steps += trainer.collect()
             seconds = time.perf_counter() - start
         finally:
             trainer.close_envs()
+    if parts:  # ms per vector step of all N envs
+        per = 1e3 * args.envs / steps
+        parts = {"policy_ms": round(parts["policy"] * per, 2),
+                 "env_wait_ms": round(parts["env"] * per, 2),
+                 "rest_ms": round((seconds - parts["policy"] - parts["env"]) * per, 2)}  # fmt: skip
     return {
         "mode": "collect",
         "preset": args.preset,
@@ -325,6 +357,7 @@ def collect(args: argparse.Namespace) -> dict:
         "env_steps": steps,
         "seconds": round(seconds, 2),
         "env_steps_per_s": round(steps / seconds, 1),
+        **(parts or {}),
         "episodes": trainer.episodes,
         "obs": config.env.obs,
         "torch": torch.__version__,
@@ -447,6 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="env steps/s while the policy acts in the preset's env (no training)",
     )
     p.add_argument("--envs", type=_positive, default=1, help="parallel envs for --collect")
+    p.add_argument("--parts", action="store_true",
+                   help="--collect: also time the policy and the wait for env steps")  # fmt: skip
     p.add_argument("--collect-steps", type=_positive, default=1000, help="env steps timed")
     p.add_argument("--replay", type=_positive, help="time replay draws from this many steps")
     p.add_argument("--priority-frac", type=float, default=0.5, help="for --replay")

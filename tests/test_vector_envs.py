@@ -351,5 +351,13 @@ def test_bench_collect_times_env_steps(capsys):
                        "40", "--threads", "1"]) == 0  # fmt: skip
     line = json.loads(capsys.readouterr().out)
     assert line["envs"] == 2 and line["env_steps"] == 40 and line["env_steps_per_s"] > 0
+    # --parts: the policy, the wait for the envs and the rest add up to a vector step's time
+    assert bench.main(["--collect", "--preset", "cartpole", "--envs", "2", "--parts",
+                       "--collect-steps", "40", "--threads", "1"]) == 0  # fmt: skip
+    line = json.loads(capsys.readouterr().out)
+    parts = [line["policy_ms"], line["env_wait_ms"], line["rest_ms"]]
+    assert min(parts) >= 0
+    ms_per_step = 1e3 * line["seconds"] / line["env_steps"] * line["envs"]
+    assert sum(parts) == pytest.approx(ms_per_step, abs=0.3)  # "seconds" keeps 2 decimals
     assert bench.main(["--collect", "--preset", "xs"]) == 2
     assert "--collect needs a script preset" in capsys.readouterr().err
