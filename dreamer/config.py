@@ -247,7 +247,7 @@ def classic_control() -> DreamerConfig:
     config.actor_critic.horizon = 30
     # Each random prefill action held 4 env steps: Acrobot's random pushes then add up to swings
     # that reach its goal (4 of 5 seeds learned it within 20k, 2 of 4 without); Pendulum -200
-    # by 5k on 5 of 5 seeds (3 without, GPU); CartPole 475 by 5-8k as before.
+    # by 5k on 5 of 5 seeds on a GPU (3 without); CartPole 475 by 8k on 4 of 5 (5 without).
     config.train.prefill_hold = 4
     return config
 
