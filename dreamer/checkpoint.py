@@ -125,6 +125,9 @@ def run_state(trainer: Trainer) -> dict:
             "best_eval": trainer.best_eval,
             "steps_to_threshold": trainer.steps_to_threshold,
             "last_eval": trainer.last_eval,
+            # where the held random prefill action stands (train.prefill_hold)
+            "prefill_held": trainer.prefill_held,
+            "prefill_actions": trainer.prefill_actions,
         },
         "episode": _episode_state(trainer),
         "rng": {
@@ -167,6 +170,9 @@ def _restore(trainer: Trainer, state: dict) -> None:
     trainer.update_debt, trainer.wall_offset = c["update_debt"], c["wall_time"]
     trainer.best_eval, trainer.steps_to_threshold = c["best_eval"], c["steps_to_threshold"]
     trainer.last_eval = c["last_eval"]
+    # checkpoints written before the hold was stored restart it (a fresh draw at the next step)
+    trainer.prefill_held = c.get("prefill_held", 0)
+    trainer.prefill_actions = c.get("prefill_actions")
     episode = state.get("episode")
     if episode is not None:  # continue the interrupted episode exactly
         trainer.env = pickle.loads(episode.pop("env"))

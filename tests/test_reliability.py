@@ -59,6 +59,29 @@ def test_resume_continues_exactly(tmp_path):
     assert len(resumed.replay) == len(full.replay)
 
 
+def test_resume_inside_a_held_prefill_continues_exactly(tmp_path):
+    """Stopped at step 30 while a prefill action is held for 7 steps (from 28 to 34): the
+    resumed run holds it to the end of its block, as the uninterrupted run does."""
+    config = small_run_config(120)
+    config.train.prefill_hold = 7
+    full = Trainer("CartPole-v1", config, str(tmp_path / "full"), seed=2, device="cpu",
+                   progress=False)  # fmt: skip
+    full.run()
+    part = Trainer("CartPole-v1", config, str(tmp_path / "part"), seed=2, device="cpu",
+                   progress=False)  # fmt: skip
+    part.start_episodes()
+    while part.env_step < 30:
+        part.collect()
+    part.save_latest()
+    resumed = Trainer("CartPole-v1", config, str(tmp_path / "part"), seed=2, device="cpu",
+                      resume=True, progress=False)  # fmt: skip
+    assert resumed.env_step == 30 and resumed.prefill_held == 30
+    resumed.run()
+    actions = [t.replay._data["action"][:120] for t in (full, resumed)]
+    np.testing.assert_array_equal(*actions)
+    assert state_dicts_equal(resumed.agent.state_dict(), full.agent.state_dict())
+
+
 def test_resume_with_other_config_lists_differences(tmp_path):
     Trainer("CartPole-v1", small_run_config(50), str(tmp_path), device="cpu",
             progress=False).run()  # fmt: skip
