@@ -242,6 +242,10 @@ SCRIPT_EXTRAS = {
         "train.train_ratio",
         "actor_critic.replay_critic_scale",
         "actor_critic.horizon",
+        "world_model.rssm.deter",
+        "world_model.rssm.units",
+        "world_model.units",
+        "actor_critic.units",
     },
 }
 
@@ -255,4 +259,4 @@ def test_classic_control_scripts_share_one_recipe(script):
     shared, own = leaf_values(classic_control()), leaf_values(factory())
     differ = {key for key in shared if shared[key] != own[key]}
     assert differ == {"train.steps", "train.eval_every", "train.threshold"} | SCRIPT_EXTRAS[script]
-    assert shared["world_model.rssm.deter"] == 128 and shared["train.train_ratio"] == 128
+    assert shared["world_model.rssm.deter"] == 256 and shared["train.train_ratio"] == 128
