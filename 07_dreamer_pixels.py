@@ -30,7 +30,8 @@ def pixels_config() -> DreamerConfig:
     # 16 channels in the first conv (paper XS: 24): the CNN is most of an update on a CPU, and
     # a scene of two flat shapes needs few features.
     config.world_model.cnn.depth = 16
-    # The model, ratio and actor-critic settings of 02_dreamer_cartpole.py (reasons there).
+    # The classic-control preset's ratio and actor-critic settings (reasons in
+    # dreamer/config.py), at its earlier 128 units: the pixel runs were measured there.
     config.world_model.rssm = RSSMConfig(deter=128, stoch=16, classes=16, units=128)
     config.world_model.units = 128
     config.actor_critic.units = 128
