@@ -8,8 +8,8 @@ a reboot) continues from its latest.pt with --resume, so the same command picks 
 stopped.
 
 Order: 01 (world model only), 02, 03, 05, 06 (agents), 04 (visualises the trained agents).
-Full runs write runs/<env>/default-seed<k>/; `python -m dreamer.results` then rewrites
-results/ and the README's results table from them.
+Full runs write runs/<env>/preset-seed<k>/; `python -m dreamer.results --name preset` then
+rewrites results/<env>/preset/ and the README's table of the current preset from them.
 """
 
 import argparse
@@ -27,7 +27,8 @@ SCRIPTS = [
     "04_visualize.py",
 ]
 AGENT_SCRIPTS = SCRIPTS[1:5]
-ENV_IDS = {  # where each agent script's runs go: runs/<env>/default-seed<k>
+RUN_NAME = "preset"  # the README's table of the current preset: results/<env>/preset/
+ENV_IDS = {  # where each agent script's runs go: runs/<env>/<RUN_NAME>-seed<k>
     "02_dreamer_cartpole.py": "CartPole-v1",
     "03_dreamer_pendulum.py": "Pendulum-v1",
     "05_dreamer_acrobot.py": "Acrobot-v1",
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="*", help="script prefixes to run, e.g. 02 03")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", default=None, help="passed to every run (default: auto)")
-    p.add_argument("--runs", default="runs", help="where the runs go (runs/<env>/default-seed<k>)")
+    p.add_argument("--runs", default="runs", help="where the runs go (runs/<env>/preset-seed<k>)")
     args = p.parse_args(argv)
     here = os.path.dirname(os.path.abspath(__file__))
     scripts = [s for s in SCRIPTS if os.path.exists(os.path.join(here, s))]
@@ -87,14 +88,14 @@ def main(argv: list[str] | None = None) -> int:
                 extra = ["--device", args.device, "--no-progress"]
                 extra += ["--threads", args.threads] if args.threads else []
                 for seed in args.seeds:
-                    logdir = os.path.join(args.runs, ENV_IDS[script], f"default-seed{seed}")
+                    logdir = os.path.join(args.runs, ENV_IDS[script], f"{RUN_NAME}-seed{seed}")
                     cmd = seed_command(path, seed, logdir, extra)
                     if cmd is not None:
                         run(cmd)
             else:
                 run([sys.executable, path])
         if not args.quick:
-            run([sys.executable, "-m", "dreamer.results", "--runs", args.runs])
+            run([sys.executable, "-m", "dreamer.results", "--runs", args.runs, "--name", RUN_NAME])
     except subprocess.CalledProcessError as exc:
         print(f"error: {' '.join(exc.cmd)} failed with status {exc.returncode}", file=sys.stderr)
         return 1

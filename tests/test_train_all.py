@@ -28,10 +28,10 @@ def test_finished_seeds_are_skipped_and_interrupted_ones_resumed(tmp_path, monke
     train_all = _train_all()
     runs = tmp_path / "runs"
     cartpole = runs / "CartPole-v1"
-    _result(cartpole / "default-seed0", 20_000, 20_000, False)  # done
-    _result(cartpole / "default-seed1", 7_000, 20_000, True)  # stopped by Ctrl-C
-    os.makedirs(cartpole / "default-seed2")  # started, killed before its first checkpoint
-    _result(cartpole / "default-seed3", 9_000, 20_000, False)  # result of a shorter --steps?
+    _result(cartpole / "preset-seed0", 20_000, 20_000, False)  # done
+    _result(cartpole / "preset-seed1", 7_000, 20_000, True)  # stopped by Ctrl-C
+    os.makedirs(cartpole / "preset-seed2")  # started, killed before its first checkpoint
+    _result(cartpole / "preset-seed3", 9_000, 20_000, False)  # result of a shorter --steps?
     commands = []
     monkeypatch.setattr(train_all, "run", commands.append)
     argv = ["--only", "02", "--seeds", "0", "1", "2", "3", "4", "--runs", str(runs),
@@ -41,6 +41,8 @@ def test_finished_seeds_are_skipped_and_interrupted_ones_resumed(tmp_path, monke
     assert "0" not in seeds  # finished: skipped
     assert seeds["1"][-1] == "--resume" and seeds["3"][-1] == "--resume"
     assert "--resume" not in seeds["2"] and "--resume" not in seeds["4"]
-    assert seeds["1"][seeds["1"].index("--logdir") + 1] == str(cartpole / "default-seed1")
+    assert seeds["1"][seeds["1"].index("--logdir") + 1] == str(cartpole / "preset-seed1")
     assert all(cmd[cmd.index("--threads") + 1] == "1" for cmd in seeds.values())
-    assert commands[-1][:3] == [sys.executable, "-m", "dreamer.results"]  # then the summary
+    summary = commands[-1]  # then the summary, into the README's table of the current preset
+    assert summary[:3] == [sys.executable, "-m", "dreamer.results"]
+    assert summary[summary.index("--name") + 1] == "preset"
