@@ -168,6 +168,9 @@ class TrainConfig:
     # env steps each random prefill action is held (1: a fresh draw every step); held 2-8
     # steps, Acrobot's random pushes add up to swings that reach the goal
     prefill_hold: int = 1
+    # at least this many episodes, random too, before the first update (0: `prefill` steps
+    # alone decide): long episodes (Acrobot's 500) would otherwise give replay only two
+    prefill_episodes: int = 0
     train_ratio: float = 512.0  # replayed steps (B*T per update) per env step; 2025 code: 32
     eval_every: int = 2_000  # env steps between evaluations
     eval_episodes: int = 10  # episodes per evaluation (separate env instances)
@@ -354,6 +357,7 @@ LIMITS: dict[str, str] = {
     "train.steps": "[1, inf)",
     "train.prefill": "[0, inf)",
     "train.prefill_hold": "[1, inf)",
+    "train.prefill_episodes": "[0, inf)",
     "train.train_ratio": "(0, inf)",
     "train.eval_every": "[1, inf)",
     "train.eval_episodes": "[1, inf)",

@@ -167,6 +167,9 @@ class Trainer:
         self.device = resolve_device(device)
         if config.train.envs > 1 and distributed.launched_by_torchrun():
             raise ValueError("--envs > 1 is not supported with torchrun (data parallel)")
+        if config.train.prefill_episodes and distributed.launched_by_torchrun():
+            # ranks end episodes at different steps but must start updating at the same one
+            raise ValueError("train.prefill_episodes > 0 is not supported with torchrun")
         # torchrun: one rank of a data-parallel run (distributed.py); None in a plain run
         self.rank = distributed.setup(self.device) if distributed.launched_by_torchrun() else None
         if self.rank is not None:
@@ -384,7 +387,7 @@ class Trainer:
     def _collect(self) -> None:
         """One step of the single env: act, store the step, end and restart the episode."""
         ep = self.episode
-        if len(self.replay) < self.config.train.prefill:
+        if self._prefilling():
             action = self._random_actions(1)[0]
         else:
             model_action, ep["state"] = self.agent.policy(ep["obs"], ep["state"], [ep["is_first"]])
@@ -401,6 +404,12 @@ class Trainer:
             self.episodes += 1
             self.last_return = ep["return"]
             self._reset_episode()
+
+    def _prefilling(self) -> bool:
+        """Random actions until replay holds `train.prefill` steps and `train.prefill_episodes`
+        episodes have ended."""
+        tc = self.config.train
+        return len(self.replay) < tc.prefill or self.episodes < tc.prefill_episodes
 
     def _random_actions(self, n: int) -> np.ndarray:
         """The prefill's random actions for n envs, (n, A): fresh draws every
@@ -432,7 +441,7 @@ class Trainer:
     def _collect_vector(self) -> None:
         """One step of all N envs: one batched policy pass, each env's steps to its stream."""
         ep, n = self.vector_episode, self.num_envs
-        if len(self.replay) < self.config.train.prefill:
+        if self._prefilling():
             action = self._random_actions(n)
         else:
             model_action, ep["state"] = self.agent.policy(ep["obs"], ep["state"], ep["is_first"])
@@ -462,6 +471,8 @@ class Trainer:
         # every rank must start updating, a collective op, at the same step
         filled = self.env_step if self.rank else len(self.replay)
         if filled < max(tc.prefill, self.config.replay.seq_len):
+            return False
+        if self.episodes < tc.prefill_episodes:  # a plain run only (not data parallel)
             return False
         return self.num_envs == 1 or self.replay.window_starts().sum() > 0
 

@@ -86,3 +86,24 @@ def test_prefill_holds_each_random_action_for_prefill_hold_steps(tmp_path):
             assert (held[0] != held[1]).all()
     fresh = _prefill_actions(tmp_path, 1)[0, :, 0]
     assert (np.diff(fresh) != 0).all()
+
+
+def test_prefill_waits_for_prefill_episodes_then_the_policy_acts(tmp_path):
+    """With `prefill_episodes` = 3 on CartPole (random episodes of 8-60 steps, far more than
+    the 10 prefill steps): every step until the third episode ends is random, training starts
+    right then, and from the next step on the policy acts."""
+    from conftest import tiny_config
+
+    from dreamer.train import Trainer
+
+    config = tiny_config()
+    config.train.prefill, config.train.prefill_episodes = 10, 3
+    trainer = Trainer("CartPole-v1", config, str(tmp_path), seed=1, device="cpu", progress=False)
+    trainer.start_episodes()
+    while not trainer._ready_to_train():
+        assert trainer.episodes < 3
+        trainer.collect()
+    assert trainer.episodes == 3 and trainer.env_step >= 3 * 8 > config.train.prefill
+    assert trainer.prefill_held == trainer.env_step  # every step so far was a random action
+    trainer.collect()
+    assert trainer.prefill_held == trainer.env_step - 1  # the policy chose this one
