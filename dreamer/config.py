@@ -171,6 +171,10 @@ class TrainConfig:
     # at least this many episodes, random too, before the first update (0: `prefill` steps
     # alone decide): long episodes (Acrobot's 500) would otherwise give replay only two
     prefill_episodes: int = 0
+    # the first N episodes act at random too (held as in the prefill) while updates already run
+    # from `prefill` steps on: more random episodes in replay (Acrobot's goals), no later first
+    # update (0: off)
+    random_episodes: int = 0
     train_ratio: float = 512.0  # replayed steps (B*T per update) per env step; 2025 code: 32
     eval_every: int = 2_000  # env steps between evaluations
     eval_episodes: int = 10  # episodes per evaluation (separate env instances)
@@ -358,6 +362,7 @@ LIMITS: dict[str, str] = {
     "train.prefill": "[0, inf)",
     "train.prefill_hold": "[1, inf)",
     "train.prefill_episodes": "[0, inf)",
+    "train.random_episodes": "[0, inf)",
     "train.train_ratio": "(0, inf)",
     "train.eval_every": "[1, inf)",
     "train.eval_episodes": "[1, inf)",

@@ -407,9 +407,10 @@ class Trainer:
 
     def _prefilling(self) -> bool:
         """Random actions until replay holds `train.prefill` steps and `train.prefill_episodes`
-        episodes have ended."""
+        episodes have ended, and for the first `train.random_episodes` episodes."""
         tc = self.config.train
-        return len(self.replay) < tc.prefill or self.episodes < tc.prefill_episodes
+        episodes = max(tc.prefill_episodes, tc.random_episodes)
+        return len(self.replay) < tc.prefill or self.episodes < episodes
 
     def _random_actions(self, n: int) -> np.ndarray:
         """The prefill's random actions for n envs, (n, A): fresh draws every

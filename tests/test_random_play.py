@@ -107,3 +107,26 @@ def test_prefill_waits_for_prefill_episodes_then_the_policy_acts(tmp_path):
     assert trainer.prefill_held == trainer.env_step  # every step so far was a random action
     trainer.collect()
     assert trainer.prefill_held == trainer.env_step - 1  # the policy chose this one
+
+
+def test_random_episodes_act_at_random_while_updates_already_run(tmp_path):
+    """With `random_episodes` = 3 and 10 prefill steps on CartPole (random episodes of 8-60
+    steps): training may start at step 10, inside the first episode, yet every step until the
+    third episode ends is random; from the next step on the policy acts."""
+    from conftest import tiny_config
+
+    from dreamer.train import Trainer
+
+    config = tiny_config()
+    config.train.prefill, config.train.random_episodes = 10, 3
+    trainer = Trainer("CartPole-v1", config, str(tmp_path), seed=1, device="cpu", progress=False)
+    trainer.start_episodes()
+    while not trainer._ready_to_train():
+        trainer.collect()
+    assert trainer.env_step <= config.train.prefill and trainer.episodes < 3  # replay is filled
+    while trainer.episodes < 3:
+        trainer.collect()
+    assert trainer.env_step >= 3 * 8 > config.train.prefill
+    assert trainer.prefill_held == trainer.env_step  # every step so far was a random action
+    trainer.collect()
+    assert trainer.prefill_held == trainer.env_step - 1  # the policy chose this one
