@@ -1,10 +1,10 @@
 """Summarise finished runs into results/ and the README table: `python -m dreamer.results`.
 
-For each env with runs under runs/<env>/<name>-seed<k>/ (result.json + metrics.csv):
-results/<env>/summary.json (per seed: env steps at which eval first reached the threshold, eval
-mean at the end, wall time, updates, command, git commit) and results/<env>/curves.png (eval
-curves of all seeds, threshold drawn). The README table between the RESULTS markers is rewritten
-from those summaries; nothing in it is typed by hand.
+For each env with runs under runs/<env>/default-seed<k>/ (a script's default flags; result.json
++ metrics.csv): results/<env>/summary.json (per seed: env steps at which eval first reached the
+threshold, eval mean at the end, wall time, updates, command, git commit) and
+results/<env>/curves.png (eval curves of all seeds, threshold drawn). The README table between
+the RESULTS markers is rewritten from those summaries; nothing in it is typed by hand.
 
 Runs of another name (`--name bf16`: runs/<env>/bf16-seed<k>/, a variant such as bf16 training)
 go to results/<env>/<name>/ and to the README table between the RESULTS:<name> markers.

@@ -165,3 +165,33 @@ def test_plotting_draws_a_curve_from_a_metrics_file_alone(tmp_path, capsys):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plotting.main([str(tmp_path / "missing.csv"), str(out)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_committed_summaries_sit_where_their_run_name_puts_them():
+    # The default name is the user's: a plain script run summarised with no --name must not
+    # join (and be labelled as) the project's runs of some older recipe. So no committed summary
+    # is default-named, and each named one sits in results/<env>/<name>/ with a table to go to.
+    import glob
+    import os
+
+    from dreamer.results import markers, summary_dir
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    docs = ""
+    for doc in ("README.md", os.path.join("docs", "experiments.md")):
+        with open(os.path.join(root, doc)) as f:
+            docs += f.read()
+    paths = glob.glob(os.path.join(root, "results", "*", "**", "summary.json"), recursive=True)
+    assert paths
+    for path in paths:
+        with open(path) as f:
+            summary = json.load(f)
+        name = summary["run_name"]
+        assert name != "default", f"{path}: the project's runs under the user's default name"
+        env = os.path.relpath(path, os.path.join(root, "results")).split(os.sep)[0]
+        assert os.path.dirname(path) == summary_dir(os.path.join(root, "results"), env, name)
+        start, end = markers(name)
+        assert start in docs and end in docs, f"{path}: no table for run name {name!r}"
+    with open(os.path.join(root, "README.md")) as f:
+        readme = f.read()
+    assert all(marker in readme for marker in markers("default"))  # where a user's runs go
