@@ -260,7 +260,7 @@ def classic_control() -> DreamerConfig:
     config.train.prefill_hold = 4
     # The first 10 episodes act at random too (held as above) while the updates already run:
     # Acrobot seed 1, which never met the goal without them, meets it in them and every bar, as
-    # do seeds 0, 3 and 4; Pendulum -200 by 5k on 5 of 5 as before; CartPole ends its 10th
+    # do seeds 0, 2, 3 and 4; Pendulum -200 by 5k on 5 of 5 as before; CartPole ends its 10th
     # episode inside the 1,000 prefill steps, so nothing changes there (LunarLander: on 3 seeds
     # of 5; on the other 2 it acts at random for fewer than 500 steps past the prefill).
     config.train.random_episodes = 10
