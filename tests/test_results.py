@@ -1,11 +1,21 @@
 """results/: summaries keep earlier seeds that runs/ no longer holds; a re-run seed replaces."""
 
+import glob
 import json
+import os
 
 import pytest
 
 from dreamer.config import DreamerConfig, apply_recipe, config_to_dict
-from dreamer.results import config_sha, main, recipe_sha, summarise_env, table
+from dreamer.results import (
+    config_sha,
+    main,
+    markers,
+    recipe_sha,
+    summarise_env,
+    summary_dir,
+    table,
+)
 
 
 def _fake_run(env_dir, seed, final, gamma=0.997, name="default", eval_every=1000):
@@ -171,11 +181,6 @@ def test_committed_summaries_sit_where_their_run_name_puts_them():
     # The default name is the user's: a plain script run summarised with no --name must not
     # join (and be labelled as) the project's runs of some older recipe. So no committed summary
     # is default-named, and each named one sits in results/<env>/<name>/ with a table to go to.
-    import glob
-    import os
-
-    from dreamer.results import markers, summary_dir
-
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     docs = ""
     for doc in ("README.md", os.path.join("docs", "experiments.md")):
