@@ -182,10 +182,10 @@ def test_committed_summaries_sit_where_their_run_name_puts_them():
     # join (and be labelled as) the project's runs of some older recipe. So no committed summary
     # is default-named, and each named one sits in results/<env>/<name>/ with a table to go to.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    docs = ""
-    for doc in ("README.md", os.path.join("docs", "experiments.md")):
-        with open(os.path.join(root, doc)) as f:
-            docs += f.read()
+    with open(os.path.join(root, "README.md")) as f:
+        readme = f.read()
+    with open(os.path.join(root, "docs", "experiments.md")) as f:
+        docs = readme + f.read()
     paths = glob.glob(os.path.join(root, "results", "*", "**", "summary.json"), recursive=True)
     assert paths
     for path in paths:
@@ -197,6 +197,4 @@ def test_committed_summaries_sit_where_their_run_name_puts_them():
         assert os.path.dirname(path) == summary_dir(os.path.join(root, "results"), env, name)
         start, end = markers(name)
         assert start in docs and end in docs, f"{path}: no table for run name {name!r}"
-    with open(os.path.join(root, "README.md")) as f:
-        readme = f.read()
     assert all(marker in readme for marker in markers("default"))  # where a user's runs go
