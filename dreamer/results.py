@@ -24,6 +24,7 @@ import math
 import os
 import re
 import sys
+from typing import Any
 
 import matplotlib
 
@@ -135,6 +136,7 @@ def recipe_sha(config: dict) -> str:
     defaults, less the train section's TASK_KEYS. Rows of the results table that show one
     fingerprint learned by the same recipe; a field added later (at its default) changes none."""
     recipe = _non_defaults(config, skip={f"train.{key}" for key in TASK_KEYS})
+    recipe = {key: _plain(value) for key, value in recipe.items()}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -146,6 +148,12 @@ def _non_defaults(config: dict, skip: set[str]) -> dict:
         pass  # not a full config (a hand-made summary): take it as it is
     defaults = _flat(config_to_dict(DreamerConfig()))
     return {k: v for k, v in _flat(config).items() if k not in skip and defaults.get(k) != v}
+
+
+def _plain(value: Any) -> Any:
+    """128.0 -> 128: a float field set from a flag (`--train-ratio 128`) or in code (`= 128`)
+    is one setting, so it takes one fingerprint."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:

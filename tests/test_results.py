@@ -156,6 +156,15 @@ def test_table_lists_each_budget_its_seeds_ran_with():
     assert "1 (stopped at 900)" in row
 
 
+def test_recipe_fingerprint_takes_a_whole_float_and_its_int_as_one_setting():
+    # --train-ratio parses 128 as 128.0; a preset's code may write 128 for the same float field
+    flag, code, other = (config_to_dict(DreamerConfig()) for _ in range(3))
+    flag["train"]["train_ratio"], code["train"]["train_ratio"] = 128.0, 128
+    other["train"]["train_ratio"] = 128.5
+    assert recipe_sha(flag) == recipe_sha(code)
+    assert recipe_sha(other) != recipe_sha(code)
+
+
 def test_recipe_fingerprint_survives_new_fields_at_their_defaults():
     config = config_to_dict(DreamerConfig())
     config["actor_critic"]["horizon"] = 30
