@@ -4,6 +4,7 @@ with torch.distributions."""
 from __future__ import annotations
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_config
@@ -13,11 +14,12 @@ from dreamer.actor_critic import (
     dynamics_actor_loss,
     imagination_weights,
     reinforce_actor_loss,
+    replay_critic_loss,
 )
 from dreamer.agent import DreamerAgent
 from dreamer.bench import synthetic_batch
 from dreamer.networks import BoundedNormalDist, OneHotDist
-from dreamer.utils import unimix_logits
+from dreamer.utils import TwohotEncoder, unimix_logits
 
 
 def test_imagination_weights_by_hand():
@@ -231,3 +233,47 @@ def test_actor_and_critic_losses_share_no_parameters(env_id):
     assert all(g.abs().max() == 0 for g in grads(critic_loss, actor))
     assert any(g.abs().max() > 0 for g in grads(actor_loss, actor))
     assert any(g.abs().max() > 0 for g in grads(critic_loss, critic))
+
+
+def _np_twohot_ce(logits: np.ndarray, values: np.ndarray, low=-20.0, high=20.0) -> np.ndarray:
+    """-sum_k twohot(symlog v)_k log softmax(logits)_k, over 255 bins evenly spaced in symlog."""
+    n = logits.shape[-1]
+    pos = (np.sign(values) * np.log1p(np.abs(values)) - low) / (high - low) * (n - 1)
+    below = np.floor(pos).astype(int)
+    frac = pos - below
+    log_probs = logits - logits.max(-1, keepdims=True)
+    log_probs = log_probs - np.log(np.exp(log_probs).sum(-1, keepdims=True))
+    pick = np.take_along_axis
+    return -(
+        (1 - frac) * pick(log_probs, below[..., None], -1)[..., 0]
+        + frac * pick(log_probs, below[..., None] + 1, -1)[..., 0]
+    )
+
+
+def test_replay_critic_loss_matches_numpy_returns_and_cross_entropy():
+    # R_t = r_{t+1} + g (1 - term_{t+1}) ((1 - l) boot_{t+1} + l R_{t+1}), l = lam (1 - last_{t+1}),
+    # R_{T-1} = boot_{T-1}; loss = mean over t < T-1 of (1 - last_t) (CE(R_t) + reg CE(slow_t))
+    rng = np.random.default_rng(0)
+    B, T, gamma, lam, reg = 2, 6, 0.9, 0.8, 1.0
+    reward = rng.normal(0, 3, (B, T))
+    boot = rng.normal(0, 10, (B, T))
+    slow = rng.normal(0, 10, (B, T))
+    logits = rng.normal(0, 1, (B, T, 255))
+    term, last = np.zeros((B, T)), np.zeros((B, T))
+    term[0, 3] = last[0, 3] = 1.0  # row 0: an episode terminates at step 3, another starts at 4
+    last[1, 2] = 1.0  # row 1: an episode is cut off (truncated) at step 2
+    returns = np.zeros((B, T))
+    returns[:, -1] = boot[:, -1]
+    for t in reversed(range(T - 1)):
+        lam_next = lam * (1 - last[:, t + 1])
+        mixed = (1 - lam_next) * boot[:, t + 1] + lam_next * returns[:, t + 1]
+        returns[:, t] = reward[:, t + 1] + gamma * (1 - term[:, t + 1]) * mixed
+    per_step = _np_twohot_ce(logits, returns) + reg * _np_twohot_ce(logits, slow)
+    expected = ((1 - last) * per_step)[:, :-1].mean()
+
+    f = lambda x: torch.tensor(x, dtype=torch.float32)  # noqa: E731
+    batch = {"reward": f(reward), "is_terminal": f(term), "is_last": f(last)}
+    loss = replay_critic_loss(TwohotEncoder(), f(logits), f(slow), batch, f(boot), gamma, lam, reg)
+    assert loss.item() == pytest.approx(expected, rel=1e-4)
+    # the truncated step 2 of row 1 bootstraps: R_1 = r_2 + g boot_2, no lambda past it
+    assert returns[1, 1] == pytest.approx(reward[1, 2] + gamma * boot[1, 2])
