@@ -15,6 +15,7 @@ from dreamer.actor_critic import replay_critic_loss
 from dreamer.agent import DreamerAgent, WorldModel
 from dreamer.config import RSSMConfig, WorldModelConfig
 from dreamer.envs import random_model_action
+from dreamer.networks import init_weights_
 from dreamer.replay_buffer import SequenceReplayBuffer
 
 METRIC_KEYS = {
@@ -436,15 +437,24 @@ def test_official_init_statistics():
     limit = math.sqrt(3 / fan)
     assert out.weight.abs().max().item() <= limit and out.weight.abs().max().item() > 0.8 * limit
     assert torch.equal(out.bias, torch.zeros_like(out.bias))
-    mean_std = agent.actor.net[-1].weight.detach().chunk(2)  # the actor's mean and std layers
-    for part in mean_std:  # each with its own fan, (256 + 1) / 2
-        assert part.abs().max().item() <= math.sqrt(3 / ((256 + 1) / 2))
+    assert getattr(agent.actor.net[-1], "out_splits", 1) == 2  # the actor's mean and std
     for zero in (agent.world_model.reward_head.net[-1], agent.critic.net[-1]):
         assert not zero.weight.any() and not zero.bias.any()
     config.weight_init = "torch"
     torch.manual_seed(0)
     default = DreamerAgent(env.observation_space, env.action_space, config)
     assert not torch.equal(default.world_model.decoder.net[0].weight, hidden.weight)
+
+
+def test_split_output_layer_takes_each_parts_own_fan():
+    # 8 inputs -> 2 parts of 32 outputs: each part's fan is (8 + 32) / 2 = 20, so U(+-sqrt(3/20))
+    # (0.387); one fan for the whole layer, (8 + 64) / 2 = 36, would cap |W| at sqrt(3/36) (0.289)
+    layer = torch.nn.Linear(8, 64)
+    layer.output_layer, layer.out_splits = True, 2
+    torch.manual_seed(0)
+    init_weights_(layer)
+    for part in layer.weight.detach().chunk(2):
+        assert math.sqrt(3 / 36) < part.abs().max().item() <= math.sqrt(3 / 20)
 
 
 def test_evaluation_samples_the_policy_by_default(monkeypatch, tmp_path):
