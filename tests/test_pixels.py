@@ -113,12 +113,18 @@ def test_multi_encoder_concatenates_and_decoder_losses_every_key():
         "obs/vector": (2, 3, 3),
     }
     losses = decoder.key_losses(feat, obs)
-    # images: ||x^ - (x / 255 - 0.5)||^2 summed over H, W, C
-    image_target = obs["obs/image"].float() / 255 - 0.5
-    expected = (preds["obs/image"] - image_target).square().sum((-3, -2, -1))
-    torch.testing.assert_close(losses["obs/image"], expected)
-    total = sum(losses.values())
-    torch.testing.assert_close(decoder.loss(feat, obs), total)
+    assert set(losses) == set(shapes)
+    p = {k: v.detach().double().numpy() for k, v in preds.items()}
+    x = {k: v.double().numpy() for k, v in obs.items()}
+    expected = {  # images: ||x^ - (x / 255 - 0.5)||^2 over H, W, C; vectors: ||x^ - symlog x||^2
+        k: ((p[k] - (x[k] / 255 - 0.5)) ** 2).sum((-3, -2, -1)) for k in ("obs/image", "obs/depth")
+    }
+    symlog_x = np.sign(x["obs/vector"]) * np.log1p(np.abs(x["obs/vector"]))
+    expected["obs/vector"] = ((p["obs/vector"] - symlog_x) ** 2).sum(-1)
+    for key, value in expected.items():
+        np.testing.assert_allclose(losses[key].detach().numpy(), value, rtol=1e-5, err_msg=key)
+    total = decoder.loss(feat, obs)
+    np.testing.assert_allclose(total.detach().numpy(), sum(expected.values()), rtol=1e-5)
     assert total.shape == (2, 3)
 
 
