@@ -102,6 +102,39 @@ def test_lambda_returns_with_the_discount_inside_the_continues():
     assert torch.allclose(a, b, atol=1e-6)
 
 
+@pytest.mark.parametrize("recipe", ["2025", "2023"])
+def test_imagination_discounts_by_the_recipes_continue_target(monkeypatch, cartpole_batch, recipe):
+    """2025 (discounted target): continues = sigmoid(continue logits), which learn gamma * c,
+    and gamma 1 in the returns and weights; 2023: the same continues, gamma 0.997 outside."""
+    import dreamer.agent as agent_module
+
+    agent = (
+        _recipe_agent()
+        if recipe == "2025"
+        else DreamerAgent(*_spaces("CartPole-v1"), tiny_config())
+    )
+    calls, dreams = [], []
+    real_returns, real_imagine = agent_module.lambda_returns, agent.imagine
+
+    def spy_returns(rewards, values, cont, gamma, lam):
+        calls.append((cont.detach().clone(), gamma))
+        return real_returns(rewards, values, cont, gamma, lam)
+
+    def spy_imagine(start):
+        dreams.append(real_imagine(start))
+        return dreams[-1]
+
+    monkeypatch.setattr(agent_module, "lambda_returns", spy_returns)
+    monkeypatch.setattr(agent, "imagine", spy_imagine)
+    batch = agent.batch_to_torch(cartpole_batch)
+    with torch.no_grad():
+        _, _, posts, _ = agent.world_model.loss(batch)
+    agent.actor_critic_losses(posts.detach(), batch)
+    ((cont, gamma),), (traj,) = calls, dreams  # one dream, one call
+    assert gamma == (1.0 if recipe == "2025" else 0.997)
+    torch.testing.assert_close(cont, torch.sigmoid(traj.cont_logits.float()))
+
+
 # -- the replay critic's gradient into the world model ----------------------------------------
 
 

@@ -300,13 +300,17 @@ def test_replay_lambda_returns_never_read_past_an_episode_end():
     assert torch.equal(out[:4], out2[:4])
 
 
-def test_replay_lambda_returns_without_episode_ends_match_imagined_form():
-    # With no flags the replayed sequence is a trajectory with c = 1 and v = boot.
+def test_replay_lambda_returns_without_episode_ends_match_numpy_recursion():
+    # no flags: R_t = r_{t+1} + gamma ((1 - lam) boot_{t+1} + lam R_{t+1}), R_{T-1} = boot_{T-1}
     T, B, gamma, lam = 6, 3, 0.97, 0.8
     rewards, boot, zeros = torch.randn(T, B), torch.randn(T, B), torch.zeros(T, B)
     out = replay_lambda_returns(rewards, boot, zeros, zeros, gamma, lam)
-    expected = lambda_returns(rewards[1:], boot, torch.ones(T - 1, B), gamma, lam)
-    assert torch.allclose(out[:-1], expected, atol=1e-6)
+    r, v = rewards.double().numpy(), boot.double().numpy()
+    expected = np.zeros((T, B))
+    expected[-1] = v[-1]
+    for t in reversed(range(T - 1)):
+        expected[t] = r[t + 1] + gamma * ((1 - lam) * v[t + 1] + lam * expected[t + 1])
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-5)
     assert torch.equal(out[-1], boot[-1])
 
 
