@@ -3,6 +3,8 @@ with torch.distributions."""
 
 from __future__ import annotations
 
+import math
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from conftest import tiny_config
 from torch import distributions as D
 
 from dreamer.actor_critic import (
+    critic_loss,
     dynamics_actor_loss,
     imagination_weights,
     reinforce_actor_loss,
@@ -18,7 +21,7 @@ from dreamer.actor_critic import (
 )
 from dreamer.agent import DreamerAgent
 from dreamer.bench import synthetic_batch
-from dreamer.networks import BoundedNormalDist, OneHotDist
+from dreamer.networks import Actor, BoundedNormalDist, OneHotDist
 from dreamer.utils import TwohotEncoder, unimix_logits
 
 
@@ -277,3 +280,34 @@ def test_replay_critic_loss_matches_numpy_returns_and_cross_entropy():
     assert loss.item() == pytest.approx(expected, rel=1e-4)
     # the truncated step 2 of row 1 bootstraps: R_1 = r_2 + g boot_2, no lambda past it
     assert returns[1, 1] == pytest.approx(reward[1, 2] + gamma * boot[1, 2])
+
+
+def test_critic_loss_matches_numpy_weighted_cross_entropy():
+    # L = mean_t w_t [CE(v(s_t), twohot(R_t)) + reg CE(v(s_t), twohot(v_slow(s_t)))]
+    rng = np.random.default_rng(1)
+    H, N, reg = 4, 3, 1.0
+    logits, returns, slow = (
+        rng.normal(0, 1, (H, N, 255)),
+        rng.normal(0, 9, (H, N)),
+        rng.normal(0, 9, (H, N)),
+    )
+    weight = rng.uniform(0, 1, (H, N))
+    expected = (
+        weight * (_np_twohot_ce(logits, returns) + reg * _np_twohot_ce(logits, slow))
+    ).mean()
+    f = lambda x: torch.tensor(x, dtype=torch.float32)  # noqa: E731
+    loss = critic_loss(TwohotEncoder(), f(logits), f(returns), f(slow), f(weight), reg)
+    assert loss.item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_continuous_actor_std_is_bounded_sigmoid_of_its_output():
+    # std = (max - min) sigmoid(s + 2) + min, mean = tanh(m): s = 0 gives 0.9 * 0.8808 + 0.1
+    actor = Actor(5, 2, discrete=False, units=8, layers=1, min_std=0.1, max_std=1.0)
+    feat = torch.randn(7, 5)
+    m, s = actor.net(feat).chunk(2, -1)
+    dist = actor(feat)
+    torch.testing.assert_close(dist.mean, torch.tanh(m))
+    torch.testing.assert_close(dist.std, 0.9 / (1 + torch.exp(-(s + 2))) + 0.1)
+    torch.nn.init.zeros_(actor.net[-1].weight)
+    torch.nn.init.zeros_(actor.net[-1].bias)
+    assert torch.allclose(actor(feat).std, torch.full((7, 2), 0.1 + 0.9 / (1 + math.exp(-2))))

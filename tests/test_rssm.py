@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from dreamer.networks import MLP, ContinueHead, RewardHead
-from dreamer.rssm import RSSM, State, imagine_rollout
+from dreamer.rssm import RSSM, LayerNormGRUCell, State, imagine_rollout
 
 B, T, E, A = 3, 6, 10, 2
 
@@ -263,3 +264,30 @@ def test_observe_and_imagine_step_clip_continuous_actions(rssm_config):
         assert torch.allclose(a.deter, b.deter, atol=1e-6)
     discrete = RSSM(rssm_config, A, E, discrete_actions=True)
     assert torch.equal(discrete.clip_action(big), big)  # one-hot actions skip the clip
+
+
+def test_gru_cell_matches_numpy_official_form():
+    # [r, c, u] = LN(W [x, h]); r = sig(r); c = tanh(r * c); u = sig(u - 1); h' = u c + (1 - u) h
+    torch.manual_seed(0)
+    cell = LayerNormGRUCell(3, 4)
+    with torch.no_grad():  # a non-trivial LayerNorm affine
+        cell.norm.weight.uniform_(0.5, 1.5)
+        cell.norm.bias.uniform_(-0.5, 0.5)
+    x, h = torch.randn(5, 3), torch.randn(5, 4)
+    W, g, b = (
+        p.detach().double().numpy() for p in (cell.linear.weight, cell.norm.weight, cell.norm.bias)
+    )
+    z = np.concatenate([x.double().numpy(), h.double().numpy()], -1) @ W.T  # (5, 12)
+    z = (z - z.mean(-1, keepdims=True)) / np.sqrt(z.var(-1, keepdims=True) + 1e-3) * g + b
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    reset, cand, update = np.split(z, 3, -1)
+    cand = np.tanh(sig(reset) * cand)
+    update = sig(update - 1.0)
+    expected = update * cand + (1 - update) * h.double().numpy()
+    np.testing.assert_allclose(cell(x, h).detach().numpy(), expected, rtol=1e-5, atol=1e-6)
+    # at a zero normed input the update gate is sigmoid(-1) = 0.269: the cell mostly copies h
+    with torch.no_grad():
+        cell.linear.weight.zero_()
+        cell.norm.bias.zero_()
+    u = 1 / (1 + np.exp(1.0))
+    torch.testing.assert_close(cell(x, h), (u * 0.0 + (1 - u) * h).float())
