@@ -63,10 +63,22 @@ def losses_after_two_updates(
 
 
 @pytest.mark.parametrize("env_id", sorted(REFERENCE))
-def test_fast_update_equals_the_plain_maths(env_id):
-    np.testing.assert_allclose(losses_after_two_updates(env_id),
-                               losses_after_two_updates(env_id, plain=True), rtol=1e-5,
-                               atol=1e-7)  # fmt: skip
+def test_fast_update_equals_the_plain_maths(env_id, monkeypatch):
+    from dreamer.rssm import RSSM
+
+    plain_calls = []
+    real = RSSM.observe_plain
+
+    def spy(self, *args, **kwargs):
+        plain_calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(RSSM, "observe_plain", spy)
+    fast = losses_after_two_updates(env_id)
+    assert not plain_calls  # the fast run took the hoisted unroll...
+    plain = losses_after_two_updates(env_id, plain=True)
+    assert plain_calls  # ...and the plain run the step-by-step one
+    np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("env_id", sorted(REFERENCE))
@@ -81,6 +93,7 @@ def test_bf16_update_runs_and_stays_near_float32(env_id):
     # ~0.1% here, so a dtype mismatch (an error) or a wrong cast (a large change) fails while
     # rounding passes. (Later updates drift further: Adam's first steps amplify the rounding of
     # tiny gradients, and a moved logit flips categorical samples.)
-    np.testing.assert_allclose(losses_after_two_updates(env_id, "bf16", updates=1),
-                               losses_after_two_updates(env_id, updates=1), rtol=2e-2,
-                               atol=1e-3)  # fmt: skip
+    bf16 = losses_after_two_updates(env_id, "bf16", updates=1)
+    fp32 = losses_after_two_updates(env_id, updates=1)
+    np.testing.assert_allclose(bf16, fp32, rtol=2e-2, atol=1e-3)
+    assert bf16 != fp32  # and autocast did round something: bf16 really ran
