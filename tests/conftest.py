@@ -26,6 +26,24 @@ torch.set_num_threads(1)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def one_line_error(capsys, status: int) -> str:
+    """The one `error: ...` line a bad input printed, after checking status 2, no traceback."""
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def one_line_error_of(out) -> str:
+    """The same for a finished `subprocess.run(..., capture_output=True, text=True)`."""
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    return lines[0]
+
+
 def load_top_level(filename: str) -> ModuleType:
     """A file of the repository root (a numbered script, train_all.py) loaded as a module."""
     spec = importlib.util.spec_from_file_location(

@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import one_line_error, tiny_config
 from gymnasium import spaces
 
 from dreamer import cli
@@ -292,16 +292,14 @@ def test_envs_zero_is_a_one_line_error(capsys):
 
 def test_each_stream_must_hold_a_window(capsys):
     argv = ["--env", "CartPole-v1", "--envs", "8", "--set", "replay.capacity=100"]
-    assert cli.main(argv) == 2
-    err = capsys.readouterr().err
+    err = one_line_error(capsys, cli.main(argv))
     assert "replay.capacity (100) split over train.envs (8) streams must leave each >=" in err
 
 
 def test_envs_with_torchrun_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it
     argv = ["--env", "CartPole-v1", "--envs", "2", "--logdir", str(tmp_path)]
-    assert cli.main(argv) == 2
-    assert "--envs > 1 is not supported with torchrun" in capsys.readouterr().err
+    assert "--envs > 1 is not supported with torchrun" in one_line_error(capsys, cli.main(argv))
 
 
 def test_quick_run_with_two_envs(tmp_path):
@@ -359,5 +357,5 @@ def test_bench_collect_times_env_steps(capsys):
     assert min(parts) >= 0
     ms_per_step = 1e3 * line["seconds"] / line["env_steps"] * line["envs"]
     assert sum(parts) == pytest.approx(ms_per_step, abs=0.3)  # "seconds" keeps 2 decimals
-    assert bench.main(["--collect", "--preset", "xs"]) == 2
-    assert "--collect needs a script preset" in capsys.readouterr().err
+    status = bench.main(["--collect", "--preset", "xs"])
+    assert "--collect needs a script preset" in one_line_error(capsys, status)
