@@ -50,4 +50,12 @@ def test_two_ranks_train_identical_weights_and_resume(tmp_path):
     assert more.returncode == 0, more.stdout[-2000:] + more.stderr[-3000:]
     assert "1400 env steps" in more.stdout and "parameters identical" in more.stdout
     resumed = load_checkpoint_file(logdir / "latest-rank1.pt")
-    assert resumed["counters"]["env_step"] == 1400  # rank 1 went on from its own checkpoint
+    assert resumed["counters"]["env_step"] == 1400
+    # rank 1 went on from its own checkpoint: its replay begins with its own earlier steps
+    before = load_checkpoint_file(tmp_path / "rank1-before.pt")["replay"]
+    n = before["size"]
+    assert 0 < n < resumed["replay"]["size"]
+    obs = {name: torch.as_tensor(c["replay"]["data"]["obs"])[:n] for name, c in
+           (("rank1", resumed), ("rank0", load_checkpoint_file(logdir / "latest.pt")))}  # fmt: skip
+    assert torch.equal(obs["rank1"], torch.as_tensor(before["data"]["obs"])[:n])
+    assert not torch.equal(obs["rank1"], obs["rank0"])
