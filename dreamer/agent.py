@@ -74,6 +74,19 @@ def priority_terms(replay: ReplayConfig) -> tuple[str, ...]:
     return ("dec", "rew", "con", "dyn", "rep")
 
 
+def last_steps(
+    posts: State, batch: dict[str, Tensor], k: int
+) -> tuple[State, dict[str, Tensor]]:
+    """The last k steps of every replayed window: posteriors (B, k, ...) and the batch's
+    reward, is_terminal and is_last (B, k). k = 0, or k >= T, keeps all T (official
+    `imag_last`). The last steps have the longest context behind their posteriors."""
+    T = batch["reward"].shape[1]
+    if k == 0 or k >= T:
+        return posts, batch
+    keys = ("reward", "is_terminal", "is_last")
+    return posts.map(lambda x: x[:, -k:]), {key: batch[key][:, -k:] for key in keys}
+
+
 class WorldModel(nn.Module):
     """Encoder, RSSM, decoder, reward and continue heads with their losses.
 
@@ -600,7 +613,8 @@ class DreamerAgent(nn.Module):
         """
         ac = self.config.actor_critic
         reinforce = self.actor_grad == "reinforce"
-        start = posts.flatten()  # (N = B*T, ...): every posterior state starts a dream
+        posts, batch = last_steps(posts, batch, ac.imag_last)  # (B, K, ...)
+        start = posts.flatten()  # (N = B*K, ...): every kept posterior state starts a dream
         with self.autocast():
             traj = self.imagine(start)
             states = traj.states  # (H + 1, N, ...)

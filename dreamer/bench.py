@@ -188,6 +188,8 @@ def preset_config(args: argparse.Namespace) -> tuple[DreamerConfig, int | tuple,
         c.replay.seq_len = args.seq_len
     if args.horizon is not None:
         c.actor_critic.horizon = args.horizon
+    if args.imag_last is not None:
+        c.actor_critic.imag_last = args.imag_last
     c.train.precision = args.precision
     return c, obs_dim, action_dim, discrete
 
@@ -289,6 +291,7 @@ def run(args: argparse.Namespace) -> dict:
             "batch": c.replay.batch_size,
             "seq_len": c.replay.seq_len,
             "horizon": c.actor_critic.horizon,
+            "imag_last": c.actor_critic.imag_last,
             "actor_grad": agent.actor_grad,
         },
     }
@@ -449,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int)
     p.add_argument("--seq-len", type=int)
     p.add_argument("--horizon", type=int)
+    p.add_argument("--imag-last", type=int, help="dream from the last K steps of each window")
     p.add_argument("--obs-dim", type=int, default=4)
     p.add_argument("--action-dim", type=int, default=2)
     p.add_argument("--continuous", action="store_true", help="Box actions (dynamics backprop)")

@@ -101,6 +101,9 @@ class ActorCriticConfig:
     """Imagination, lambda-returns, actor and critic (paper section "Critic/Actor learning")."""
 
     horizon: int = 15  # H: imagined steps from every replayed posterior state
+    # K: dream only from the last K posteriors of each replayed window (0 = all T, the official
+    # default `imag_last: 0`); the replay critic loss reads the same K steps, as officially.
+    imag_last: int = 0
     gamma: float = 0.997  # 1 - 1/333
     lam: float = 0.95  # lambda of the lambda-returns
     units: int = 256  # hidden units of actor and critic
@@ -334,6 +337,7 @@ LIMITS: dict[str, str] = {
     "world_model.eps": "(0, inf)",
     "world_model.grad_clip": "(0, inf)",
     "actor_critic.horizon": "[1, inf)",
+    "actor_critic.imag_last": "[0, inf)",  # 0: every step of the window
     "actor_critic.gamma": "(0, 1]",
     "actor_critic.lam": "[0, 1]",
     "actor_critic.units": "[1, inf)",

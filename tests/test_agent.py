@@ -265,6 +265,39 @@ def test_replay_critic_loss_masks_episode_ends(cartpole, cartpole_batch):
     assert cartpole.critic.net[-1].weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("replay_scale", [0.0, 0.3])
+def test_imag_last_dreams_and_replays_only_the_last_k_steps(config, cartpole_batch, replay_scale):
+    # With imag_last = K, B*K dreams start, and the actor and critic losses ignore every earlier
+    # step: scrambling the first T - K posteriors and rewards leaves both losses exactly as they
+    # were, while scrambling one of the last K changes them.
+    config.actor_critic.imag_last, config.actor_critic.replay_critic_scale = 3, replay_scale
+    agent = DreamerAgent(*_spaces("CartPole-v1"), config)
+    batch = agent.batch_to_torch(cartpole_batch)
+    with torch.no_grad():
+        _, _, posts, _ = agent.world_model.loss(batch)
+    B, T = batch["reward"].shape
+    starts = []
+    dream = agent.imagine
+    agent.imagine = lambda start: starts.append(start.deter.shape[0]) or dream(start)
+
+    def losses(posts, batch):
+        torch.manual_seed(0)
+        actor_loss, critic_loss, _ = agent.actor_critic_losses(posts, batch)
+        return actor_loss.item(), critic_loss.item()
+
+    def scramble(t):  # fresh posteriors and rewards at step t
+        deter = posts.deter.clone()
+        deter[:, t] = torch.randn_like(deter[:, t])
+        reward = batch["reward"].clone()
+        reward[:, t] += 5.0
+        return posts._replace(deter=deter), {**batch, "reward": reward}
+
+    base = losses(posts, batch)
+    assert starts == [B * 3]
+    assert losses(*scramble(T - 4)) == base
+    assert losses(*scramble(T - 2)) != base
+
+
 def test_replay_critic_loss_changes_only_the_critic_step(config, cartpole_batch):
     agents = []
     for scale in (0.0, 0.3):
