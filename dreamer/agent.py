@@ -74,9 +74,7 @@ def priority_terms(replay: ReplayConfig) -> tuple[str, ...]:
     return ("dec", "rew", "con", "dyn", "rep")
 
 
-def last_steps(
-    posts: State, batch: dict[str, Tensor], k: int
-) -> tuple[State, dict[str, Tensor]]:
+def last_steps(posts: State, batch: dict[str, Tensor], k: int) -> tuple[State, dict[str, Tensor]]:
     """The last k steps of every replayed window: posteriors (B, k, ...) and the batch's
     reward, is_terminal and is_last (B, k). k = 0, or k >= T, keeps all T (official
     `imag_last`). The last steps have the longest context behind their posteriors."""
