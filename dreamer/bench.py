@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .agent import DreamerAgent
+from .agent import DreamerAgent, last_steps
 from .config import DreamerConfig, RSSMConfig
 from .envs import resolve_device
 from .threads import ThreadTuner, parse_threads
@@ -247,7 +247,8 @@ def run(args: argparse.Namespace) -> dict:
         with agent.autocast():
             loss, _, posts, _ = agent.world_model_loss_fn(batch)
         agent.step_optimizer(agent.wm_opt, loss, c.world_model.grad_clip)
-        world_model_step.start = posts.detach().flatten()
+        kept, _ = last_steps(posts.detach(), batch, c.actor_critic.imag_last)
+        world_model_step.start = kept.flatten()  # the update's own dream starts
 
     def imagination() -> None:
         with agent.autocast(), torch.no_grad():
